@@ -1,0 +1,258 @@
+"""FastAPI application: authentication, error mapping and the routes.
+
+Every mutating route builds an op and submits it; the answer is the job
+(HTTP 202), which the client follows at ``/api/v1/jobs/{id}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from whimbrel import __version__
+from whimbrel.api.views import cluster_view, host_view, job_view, vm_view
+from whimbrel.errors import Unauthorized, WhimbrelError, http_status
+from whimbrel.manager import Manager
+from whimbrel.ops import (
+    DiskRequest,
+    Op,
+    OpClusterAddHost,
+    OpClusterCreate,
+    OpClusterDelete,
+    OpClusterRemoveHost,
+    OpHostAdd,
+    OpHostRefresh,
+    OpHostRemove,
+    OpVmCreate,
+    OpVmDelete,
+    OpVmRestore,
+    OpVmSave,
+    OpVmStart,
+    OpVmStop,
+)
+from whimbrel.store.models import Cluster, Host, Job, Vm
+from whimbrel.store.repo import get_cluster, get_host, get_job, get_vm
+
+bearer = HTTPBearer(auto_error=False)
+T = TypeVar("T")
+
+
+class HostIn(BaseModel):
+    name: str
+    uri: str
+    cluster: str = ""
+
+
+class ClusterIn(BaseModel):
+    name: str
+    shared_paths: list[str] = Field(default_factory=list)
+    reserve: int = 1
+
+
+class MemberIn(BaseModel):
+    host: str
+
+
+class DiskIn(BaseModel):
+    size_mib: int
+    pool: str
+
+
+class VmIn(BaseModel):
+    name: str
+    host: str
+    memory_mib: int = 256
+    vcpus: int = 1
+    disks: list[DiskIn] = Field(default_factory=list)
+    networks: list[str] = Field(default_factory=list)
+    kernel: str = ""
+    initrd: str = ""
+    cmdline: str = ""
+    start: bool = True
+
+
+class StopIn(BaseModel):
+    force: bool = False
+    timeout_s: float = 60.0
+
+
+def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if start_runner:
+            manager.start()
+        yield
+        if start_runner:
+            manager.stop()
+
+    app = FastAPI(title="Whimbrel", version=__version__, lifespan=lifespan)
+
+    @app.exception_handler(WhimbrelError)
+    async def whimbrel_error(_req: Request, exc: WhimbrelError) -> JSONResponse:
+        return JSONResponse(status_code=http_status(exc), content={"error": exc.to_dict()})
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        err = {
+            "code": "E_INVALID_REQUEST",
+            "category": "invalid_input",
+            "cause": "the request body does not match the API",
+            "fix": "see the API schema at /docs",
+            "detail": str(exc.errors())[:2000],
+        }
+        return JSONResponse(status_code=400, content={"error": err})
+
+    def auth(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        if creds is None or not hmac.compare_digest(creds.credentials, manager.token):
+            raise Unauthorized(
+                "E_AUTH_TOKEN",
+                "the API token is missing or wrong",
+                "send 'Authorization: Bearer <token>' with the token in "
+                f"{manager.settings.token_file}",
+            )
+
+    deps = [Depends(auth)]
+
+    def submit(op: Op) -> JSONResponse:
+        job_id = manager.runner.submit(op)
+        with manager.sessions() as s:
+            return JSONResponse(status_code=202, content=job_view(get_job(s, job_id)))
+
+    def read(fn: Callable[[Session], T]) -> T:
+        with manager.sessions() as s:
+            return fn(s)
+
+    @app.get("/api/v1/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    # -- hosts -----------------------------------------------------------------
+    @app.get("/api/v1/hosts", dependencies=deps)
+    def list_hosts() -> list[dict[str, Any]]:
+        return read(lambda s: [host_view(h) for h in s.scalars(select(Host).order_by(Host.name))])
+
+    @app.get("/api/v1/hosts/{name}", dependencies=deps)
+    def show_host(name: str) -> dict[str, Any]:
+        return read(lambda s: host_view(get_host(s, name), detail=True))
+
+    @app.post("/api/v1/hosts", dependencies=deps, status_code=202)
+    def add_host(body: HostIn) -> JSONResponse:
+        return submit(OpHostAdd(body.name, body.uri, body.cluster))
+
+    @app.post("/api/v1/hosts/{name}/refresh", dependencies=deps, status_code=202)
+    def refresh_host(name: str) -> JSONResponse:
+        return submit(OpHostRefresh(name))
+
+    @app.delete("/api/v1/hosts/{name}", dependencies=deps, status_code=202)
+    def remove_host(name: str) -> JSONResponse:
+        return submit(OpHostRemove(name))
+
+    # -- clusters --------------------------------------------------------------
+    @app.get("/api/v1/clusters", dependencies=deps)
+    def list_clusters() -> list[dict[str, Any]]:
+        return read(
+            lambda s: [cluster_view(c) for c in s.scalars(select(Cluster).order_by(Cluster.name))]
+        )
+
+    @app.get("/api/v1/clusters/{name}", dependencies=deps)
+    def show_cluster(name: str) -> dict[str, Any]:
+        return read(lambda s: cluster_view(get_cluster(s, name)))
+
+    @app.post("/api/v1/clusters", dependencies=deps, status_code=202)
+    def create_cluster(body: ClusterIn) -> JSONResponse:
+        return submit(OpClusterCreate(body.name, tuple(body.shared_paths), body.reserve))
+
+    @app.delete("/api/v1/clusters/{name}", dependencies=deps, status_code=202)
+    def delete_cluster(name: str) -> JSONResponse:
+        return submit(OpClusterDelete(name))
+
+    @app.post("/api/v1/clusters/{name}/hosts", dependencies=deps, status_code=202)
+    def cluster_add_host(name: str, body: MemberIn) -> JSONResponse:
+        return submit(OpClusterAddHost(name, body.host))
+
+    @app.delete("/api/v1/clusters/{name}/hosts/{host}", dependencies=deps, status_code=202)
+    def cluster_remove_host(name: str, host: str) -> JSONResponse:
+        return submit(OpClusterRemoveHost(name, host))
+
+    # -- VMs -------------------------------------------------------------------
+    @app.get("/api/v1/vms", dependencies=deps)
+    def list_vms() -> list[dict[str, Any]]:
+        return read(lambda s: [vm_view(v) for v in s.scalars(select(Vm).order_by(Vm.name))])
+
+    @app.get("/api/v1/vms/{name}", dependencies=deps)
+    def show_vm(name: str) -> dict[str, Any]:
+        return read(lambda s: vm_view(get_vm(s, name)))
+
+    @app.get("/api/v1/vms/{name}/heartbeat", dependencies=deps)
+    def vm_heartbeat(name: str) -> dict[str, Any]:
+        """The guest's newest heartbeat line, read live from its host."""
+        host = read(lambda s: (get_vm(s, name).host or Host(name="")).name)
+        if not host:
+            return {"heartbeat": None}
+        hb = manager.conns.for_host(host).heartbeat(name)
+        return {"heartbeat": None if hb is None else hb.__dict__}
+
+    @app.post("/api/v1/vms", dependencies=deps, status_code=202)
+    def create_vm(body: VmIn) -> JSONResponse:
+        return submit(
+            OpVmCreate(
+                name=body.name,
+                host=body.host,
+                memory_mib=body.memory_mib,
+                vcpus=body.vcpus,
+                disks=tuple(DiskRequest(d.size_mib, d.pool) for d in body.disks),
+                networks=tuple(body.networks),
+                kernel=body.kernel,
+                initrd=body.initrd,
+                cmdline=body.cmdline,
+                start=body.start,
+            )
+        )
+
+    @app.post("/api/v1/vms/{name}/start", dependencies=deps, status_code=202)
+    def start_vm(name: str) -> JSONResponse:
+        return submit(OpVmStart(name))
+
+    @app.post("/api/v1/vms/{name}/stop", dependencies=deps, status_code=202)
+    def stop_vm(name: str, body: StopIn | None = None) -> JSONResponse:
+        body = body or StopIn()
+        return submit(OpVmStop(name, body.force, body.timeout_s))
+
+    @app.post("/api/v1/vms/{name}/save", dependencies=deps, status_code=202)
+    def save_vm(name: str) -> JSONResponse:
+        return submit(OpVmSave(name))
+
+    @app.post("/api/v1/vms/{name}/restore", dependencies=deps, status_code=202)
+    def restore_vm(name: str) -> JSONResponse:
+        return submit(OpVmRestore(name))
+
+    @app.delete("/api/v1/vms/{name}", dependencies=deps, status_code=202)
+    def delete_vm(name: str, force: bool = False) -> JSONResponse:
+        return submit(OpVmDelete(name, force))
+
+    # -- jobs ------------------------------------------------------------------
+    @app.get("/api/v1/jobs", dependencies=deps)
+    def list_jobs(limit: int = 50) -> list[dict[str, Any]]:
+        q = select(Job).order_by(Job.id.desc()).limit(max(1, min(limit, 1000)))
+        return read(lambda s: [job_view(j) for j in s.scalars(q)])
+
+    @app.get("/api/v1/jobs/{job_id}", dependencies=deps)
+    def show_job(job_id: int) -> dict[str, Any]:
+        return read(lambda s: job_view(get_job(s, job_id), steps=True))
+
+    @app.post("/api/v1/jobs/{job_id}/cancel", dependencies=deps, status_code=202)
+    def cancel_job(job_id: int) -> dict[str, Any]:
+        manager.runner.cancel(job_id)
+        return read(lambda s: job_view(get_job(s, job_id)))
+
+    return app

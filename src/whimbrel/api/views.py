@@ -1,0 +1,131 @@
+"""Store rows as the JSON the API returns (and the CLI renders)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from whimbrel.store.models import Cluster, Host, Job, Vm
+
+
+def _ts(v: Any) -> str | None:
+    return v.isoformat() if v is not None else None
+
+
+def host_view(h: Host, detail: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": h.name,
+        "uri": h.uri,
+        "cluster": h.cluster.name if h.cluster else None,
+        "state": h.state,
+        "state_reason": h.state_reason,
+        "hostname": h.hostname,
+        "cpu_model": h.cpu_model,
+        "cpus": h.cpus,
+        "memory_mib": h.memory_mib,
+        "free_memory_mib": h.free_memory_mib,
+        "virt_type": h.virt_type,
+        "vms": len(h.vms),
+        "refreshed_at": _ts(h.refreshed_at),
+    }
+    if detail:
+        out |= {
+            "host_uuid": h.host_uuid,
+            "arch": h.arch,
+            "hypervisor": f"{h.hypervisor} {h.hypervisor_version}",
+            "machine_types": h.machine_types,
+            "networks": [
+                {"name": n.name, "bridge": n.bridge, "active": n.active} for n in h.networks
+            ],
+            "pools": [
+                {
+                    "name": p.name,
+                    "path": p.path,
+                    "capacity_bytes": p.capacity_bytes,
+                    "available_bytes": p.available_bytes,
+                    "active": p.active,
+                }
+                for p in h.pools
+            ],
+            "vm_names": sorted(v.name for v in h.vms),
+        }
+        if h.migration is not None:
+            m = h.migration
+            out["migration"] = {
+                "enabled": m.enabled,
+                "max_live_migrations": m.max_live_migrations,
+                "max_storage_migrations": m.max_storage_migrations,
+                "networks": m.networks or "any",
+                "auth": m.auth,
+                "performance": m.performance,
+                "encrypt": m.encrypt,
+            }
+    return out
+
+
+def cluster_view(c: Cluster) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "reserve": c.reserve,
+        "hosts": sorted(h.name for h in c.hosts),
+        "shared_storage": [s.path for s in c.shared_storage],
+        "vms": sorted(v.name for h in c.hosts for v in h.vms),
+    }
+
+
+def vm_view(v: Vm) -> dict[str, Any]:
+    return {
+        "name": v.name,
+        "uuid": v.uuid,
+        "host": v.host.name if v.host else None,
+        "cluster": v.host.cluster.name if v.host and v.host.cluster else None,
+        "state": v.state,
+        "memory_mib": v.memory_mib,
+        "vcpus": v.vcpus,
+        "virt_type": v.virt_type,
+        "machine": v.machine,
+        "networks": v.networks,
+        "ha": v.ha,
+        "disks": [
+            {
+                "target": d.target,
+                "path": d.path,
+                "size_bytes": d.size_bytes,
+                "pool": d.pool,
+                "shared": d.shared,
+            }
+            for d in v.disks
+        ],
+    }
+
+
+def job_view(j: Job, steps: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": j.id,
+        "kind": j.kind,
+        "subject": j.subject,
+        "state": j.state,
+        "phase": j.phase,
+        "percent": j.percent,
+        "message": j.message,
+        "progress": j.progress,
+        "error": j.error,
+        "rollback": j.rollback,
+        "manual_fix": j.manual_fix,
+        "created_at": _ts(j.created_at),
+        "started_at": _ts(j.started_at),
+        "finished_at": _ts(j.finished_at),
+    }
+    if steps:
+        out["op"] = j.op
+        out["steps"] = [
+            {
+                "index": s.index,
+                "name": s.name,
+                "description": s.description,
+                "state": s.state,
+                "result": s.result,
+                "error": s.error,
+            }
+            for s in j.steps
+        ]
+    return out

@@ -1,0 +1,112 @@
+"""HTTP client of the manager, turning API errors back into Whimbrel errors."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from whimbrel.config import Settings
+from whimbrel.errors import HostUnreachable, Unauthorized, WhimbrelError
+
+FINAL = {"Completed", "Terminated", "Killed", "Exception"}
+
+
+class Client:
+    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None):
+        self.settings = settings
+        token = ""
+        if settings.token_file.exists():
+            token = settings.token_file.read_text().strip()
+        self.http = httpx.Client(
+            base_url=settings.api_url,
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+            timeout=60.0,
+            transport=transport,
+        )
+        self.has_token = bool(token)
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            resp = self.http.request(method, "/api/v1" + path, **kw)
+        except httpx.TransportError as exc:
+            raise HostUnreachable(
+                "E_MANAGER_DOWN",
+                f"the Whimbrel manager at {self.settings.api_url} does not answer",
+                "start it with 'whimbrel serve' (or 'whimbrel serve --background')",
+                str(exc),
+            ) from exc
+        if resp.status_code >= 400:
+            try:
+                err = resp.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                err = {"code": "E_API", "cause": resp.text[:500], "fix": "see the manager's log"}
+            if resp.status_code == 401 and not self.has_token:
+                raise Unauthorized(
+                    "E_AUTH_TOKEN",
+                    f"no API token in {self.settings.token_file}",
+                    "run the CLI as the user that runs 'whimbrel serve', or copy its token file",
+                )
+            raise WhimbrelError.from_dict(err)
+        return resp.json()
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.request("POST", path, json=body)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+    def follow(self, job: dict[str, Any], console: Console, quiet: bool = False) -> dict[str, Any]:
+        """Show a job's progress until it ends; raise its error if it failed."""
+        job_id = job["id"]
+        with Progress(
+            TextColumn("[bold]job {task.fields[job]}[/] {task.fields[phase]:<14}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+            transient=True,
+            disable=quiet,
+        ) as bar:
+            task = bar.add_task(job.get("message", ""), total=100, job=job_id, phase=job["phase"])
+            while job["state"] not in FINAL:
+                time.sleep(0.25)
+                job = self.get(f"/jobs/{job_id}")
+                bar.update(
+                    task, completed=job["percent"], description=job["message"], phase=job["phase"]
+                )
+        if job["state"] != "Completed":
+            raise job_error(job)
+        return job
+
+
+def job_error(job: dict[str, Any]) -> WhimbrelError:
+    err = dict(job.get("error") or {})
+    if job["state"] == "Terminated":
+        err = {
+            "code": "E_JOB_CANCELLED",
+            "category": "conflict",
+            "cause": f"job {job['id']} was cancelled",
+            "fix": "run it again when ready",
+        }
+    elif job["state"] == "Killed":
+        err = {
+            "code": "E_JOB_KILLED",
+            "category": "internal",
+            "cause": f"job {job['id']} was interrupted by a manager restart",
+            "fix": "run it again",
+        }
+    rolled = {
+        "clean": "everything it had done was undone",
+        "failed": "undoing it failed: " + job.get("manual_fix", ""),
+    }.get(job["rollback"], "")
+    if rolled:
+        err["cause"] = f"{err.get('cause', '')} (job {job['id']}: {rolled})"
+    return WhimbrelError.from_dict(err)

@@ -1,0 +1,97 @@
+"""whimbrel lab ...: the local lab of real libvirt hosts."""
+
+from __future__ import annotations
+
+import typer
+
+from whimbrel.cli.context import client, err, out, settings
+from whimbrel.cli.inventory import JSON
+from whimbrel.cli.render import emit_json, table
+from whimbrel.errors import NotFound
+from whimbrel.lab.lab import Lab, status_dicts
+from whimbrel.lab.topology import from_env, shared_dir
+
+lab_app = typer.Typer(
+    help="The local lab: KVM hosts in network namespaces on this machine.", no_args_is_help=True
+)
+
+
+def _lab() -> Lab:
+    return Lab(from_env(), settings())
+
+
+def _show(json: bool) -> None:
+    lab = _lab()
+    st = lab.status()
+    if json:
+        return emit_json(out, {"accel": lab.accel(), "hosts": status_dicts(st)})
+    table(
+        out,
+        f"Lab {lab.spec.name!r} in {lab.spec.root} (guests: {lab.accel().get('accel', '?')})",
+        ["HOST", "CLUSTER", "URI", "MIGRATION NET", "LIBVIRTD", "ANSWERS", "DOMAINS"],
+        [
+            [
+                s.name,
+                s.cluster,
+                s.uri,
+                s.migration_ip,
+                s.libvirtd_pid or "down",
+                "yes" if s.answering else "no",
+                s.domains,
+            ]
+            for s in st
+        ],
+    )
+
+
+@lab_app.command("up")
+def lab_up(json: bool = JSON) -> None:
+    """Create the lab's hosts (idempotent: what already works is left alone)."""
+    _lab().up(say=lambda m: err.print(m))
+    _show(json)
+
+
+@lab_app.command("status")
+def lab_status(json: bool = JSON) -> None:
+    _show(json)
+
+
+@lab_app.command("down")
+def lab_down() -> None:
+    """Remove every namespace, bridge, process and file of the lab."""
+    _lab().down(say=lambda m: err.print(m))
+
+
+@lab_app.command("enroll")
+def lab_enroll() -> None:
+    """Register the lab's clusters and hosts with the running manager (skipping known ones)."""
+    c = client()
+    spec = from_env()
+    for cluster in spec.clusters:
+        try:
+            c.get(f"/clusters/{cluster}")
+        except NotFound:
+            c.follow(
+                c.post("/clusters", {"name": cluster, "shared_paths": [shared_dir(cluster)]}), err
+            )
+            out.print(f"cluster {cluster} created")
+    for h in spec.hosts:
+        try:
+            c.get(f"/hosts/{h.name}")
+        except NotFound:
+            c.follow(c.post("/hosts", {"name": h.name, "uri": h.uri, "cluster": h.cluster}), err)
+            out.print(f"host {h.name} added ({h.uri}, cluster {h.cluster})")
+
+
+@lab_app.command("kill-host")
+def lab_kill_host(name: str) -> None:
+    """Pull a lab host's plug: SIGKILL libvirtd, virtlockd and every QEMU it ran."""
+    pids = _lab().kill_host(name)
+    out.print(f"host {name}: killed {len(pids)} processes")
+
+
+@lab_app.command("start-host")
+def lab_start_host(name: str) -> None:
+    """Start a killed lab host's daemons again."""
+    _lab().start_host(name)
+    out.print(f"host {name}: up")

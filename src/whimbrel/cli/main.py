@@ -1,0 +1,47 @@
+"""Entry point: ``whimbrel``.  Errors print code, cause and fix; never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from whimbrel.cli.context import err
+from whimbrel.cli.inventory import cluster_app, host_app
+from whimbrel.cli.jobs import job_app
+from whimbrel.cli.lab import lab_app
+from whimbrel.cli.serve import serve
+from whimbrel.cli.vms import vm_app
+from whimbrel.errors import WhimbrelError, exit_code
+
+app = typer.Typer(
+    help="Whimbrel: live migration and high availability for KVM and Hyper-V hosts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(lab_app, name="lab")
+app.add_typer(host_app, name="host")
+app.add_typer(cluster_app, name="cluster")
+app.add_typer(vm_app, name="vm")
+app.add_typer(job_app, name="job")
+app.command("serve")(serve)
+
+
+def report(exc: WhimbrelError) -> int:
+    err.print(f"[bold red]error {exc.code}[/]: {exc.cause}", highlight=False)
+    if exc.fix:
+        err.print(f"  [bold]fix[/]: {exc.fix}", highlight=False)
+    if exc.detail:
+        err.print(f"  detail: {exc.detail.strip()[:1500]}", highlight=False, markup=False)
+    return exit_code(exc)
+
+
+def main() -> None:
+    try:
+        app()
+    except WhimbrelError as exc:
+        sys.exit(report(exc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""whimbrel serve: the manager daemon (API + job runner)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import typer
+
+from whimbrel.cli.context import err, out, settings
+from whimbrel.config import DEFAULT_PORT
+from whimbrel.errors import HostUnreachable
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url + "/api/v1/health", timeout=1.0).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(DEFAULT_PORT),
+    background: bool = typer.Option(False, "--background", help="Detach; log to the data dir."),
+    stop: bool = typer.Option(False, "--stop", help="Stop a manager started with --background."),
+) -> None:
+    """Run the manager: REST API (OpenAPI at /docs) and job runner."""
+    s = settings()
+    url = f"http://{host}:{port}"
+    if stop:
+        return _stop()
+    if background:
+        if _healthy(url):
+            out.print(f"manager already running at {url}")
+            return
+        s.home.mkdir(parents=True, exist_ok=True)
+        log = open(s.log_file, "ab")  # noqa: SIM115 - handed to the daemon
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "whimbrel.cli.main",
+                "serve",
+                "--host",
+                host,
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        s.pid_file.write_text(str(proc.pid))
+        deadline = time.monotonic() + 30
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise HostUnreachable(
+                    "E_MANAGER_START", "the manager did not start", f"read {s.log_file}"
+                )
+            time.sleep(0.1)
+        out.print(f"manager running at {url} (pid {proc.pid}, log {s.log_file})")
+        return
+    import uvicorn
+
+    from whimbrel.api.app import create_app
+    from whimbrel.manager import Manager
+
+    manager = Manager(s)
+    err.print(f"token in {s.token_file}; API at {url}/api/v1, docs at {url}/docs")
+    uvicorn.run(create_app(manager), host=host, port=port, log_level="warning")
+
+
+def _stop() -> None:
+    s = settings()
+    try:
+        pid = int(s.pid_file.read_text())
+    except (OSError, ValueError):
+        out.print("no background manager recorded")
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    s.pid_file.unlink(missing_ok=True)
+    out.print(f"manager (pid {pid}) stopped")

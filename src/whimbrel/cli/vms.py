@@ -1,0 +1,160 @@
+"""whimbrel vm ..."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import typer
+
+from whimbrel.cli.context import client, out
+from whimbrel.cli.inventory import JSON, WAIT, _run
+from whimbrel.cli.render import emit_json, fields, heartbeat_text, table
+from whimbrel.lab.topology import GUEST_DIR
+
+vm_app = typer.Typer(
+    help="Virtual machines: create, start, stop, save, restore, delete.", no_args_is_help=True
+)
+
+
+def _heartbeats(vms: list[dict[str, Any]]) -> dict[str, Any]:
+    running = [v["name"] for v in vms if v["state"] == "running"]
+    if not running:
+        return {}
+    with ThreadPoolExecutor(8) as pool:
+        beats = pool.map(lambda n: client().get(f"/vms/{n}/heartbeat")["heartbeat"], running)
+        return dict(zip(running, beats, strict=True))
+
+
+@vm_app.command("create")
+def vm_create(
+    name: str,
+    host: str = typer.Option(..., help="Host to create the VM on."),
+    memory: int = typer.Option(256, "--memory", help="MiB."),
+    vcpus: int = typer.Option(1),
+    disk_mib: list[int] = typer.Option(
+        [], "--disk-mib", help="Add a disk of this size (repeatable)."
+    ),
+    pool: str = typer.Option("local", help="Storage pool for the disks."),
+    network: list[str] = typer.Option([], "--network", help="Attach a NIC to this network."),
+    lab_guest: bool = typer.Option(False, "--lab-guest", help="Boot the lab's guest kernel."),
+    workload_mib: int = typer.Option(16, help="Lab guest: MiB of memory its workload dirties."),
+    workload_rate: int = typer.Option(4, help="Lab guest: MiB/s it dirties (0 = flat out)."),
+    kernel: str = typer.Option("", help="Kernel to boot directly (path on the host)."),
+    initrd: str = typer.Option(""),
+    cmdline: str = typer.Option(""),
+    start: bool = typer.Option(True, "--start/--no-start"),
+    wait: bool = WAIT,
+) -> None:
+    """Create a VM (disks, definition, inventory record) and start it."""
+    if lab_guest:
+        kernel = kernel or f"{GUEST_DIR}/vmlinuz"
+        initrd = initrd or f"{GUEST_DIR}/initrd.img"
+        workload = f"workload_mib={workload_mib} workload_rate={workload_rate}"
+        cmdline = cmdline or f"console=ttyS0 quiet panic=-1 {workload}"
+    body = {
+        "name": name,
+        "host": host,
+        "memory_mib": memory,
+        "vcpus": vcpus,
+        "disks": [{"size_mib": m, "pool": pool} for m in disk_mib],
+        "networks": network,
+        "kernel": kernel,
+        "initrd": initrd,
+        "cmdline": cmdline,
+        "start": start,
+    }
+    _run(client().post("/vms", body), wait)
+
+
+@vm_app.command("list")
+def vm_list(
+    json: bool = JSON,
+    heartbeat: bool = typer.Option(
+        True, "--heartbeat/--no-heartbeat", help="Read guest heartbeats."
+    ),
+) -> None:
+    vms = client().get("/vms")
+    beats = _heartbeats(vms) if heartbeat else {}
+    if json:
+        return emit_json(out, [v | {"heartbeat": beats.get(v["name"])} for v in vms])
+    table(
+        out,
+        "VMs",
+        ["NAME", "HOST", "CLUSTER", "STATE", "MEMORY", "VCPUS", "DISKS", "HEARTBEAT"],
+        [
+            [
+                v["name"],
+                v["host"],
+                v["cluster"] or "-",
+                v["state"],
+                f"{v['memory_mib']} MiB",
+                v["vcpus"],
+                ", ".join(d["pool"] for d in v["disks"]) or "-",
+                heartbeat_text(beats.get(v["name"])),
+            ]
+            for v in vms
+        ],
+    )
+
+
+@vm_app.command("show")
+def vm_show(name: str, json: bool = JSON) -> None:
+    v = client().get(f"/vms/{name}")
+    v["heartbeat"] = (
+        client().get(f"/vms/{name}/heartbeat")["heartbeat"] if v["state"] == "running" else None
+    )
+    if json:
+        return emit_json(out, v)
+    disks = v.pop("disks")
+    v["heartbeat"] = heartbeat_text(v["heartbeat"])
+    fields(out, f"VM {name}", v)
+    table(
+        out,
+        "Disks",
+        ["TARGET", "PATH", "SIZE", "POOL", "SHARED"],
+        [
+            [d["target"], d["path"], f"{d['size_bytes'] >> 20} MiB", d["pool"], d["shared"]]
+            for d in disks
+        ],
+    )
+
+
+@vm_app.command("start")
+def vm_start(name: str, wait: bool = WAIT) -> None:
+    """Start a stopped VM, or resume a saved one."""
+    _run(client().post(f"/vms/{name}/start"), wait)
+
+
+@vm_app.command("stop")
+def vm_stop(
+    name: str,
+    force: bool = typer.Option(
+        False, "--force", help="Power off at once instead of shutting down."
+    ),
+    timeout: float = typer.Option(60.0, help="Seconds to wait for the guest to shut down."),
+    wait: bool = WAIT,
+) -> None:
+    _run(client().post(f"/vms/{name}/stop", {"force": force, "timeout_s": timeout}), wait)
+
+
+@vm_app.command("save")
+def vm_save(name: str, wait: bool = WAIT) -> None:
+    """Save memory and device state to the host's disk and stop (resume with 'restore')."""
+    _run(client().post(f"/vms/{name}/save"), wait)
+
+
+@vm_app.command("restore")
+def vm_restore(name: str, wait: bool = WAIT) -> None:
+    """Resume a saved VM from where it was."""
+    _run(client().post(f"/vms/{name}/restore"), wait)
+
+
+@vm_app.command("delete")
+def vm_delete(
+    name: str,
+    force: bool = typer.Option(False, "--force", help="Power the VM off first if it runs."),
+    wait: bool = WAIT,
+) -> None:
+    """Delete a VM with its disk images."""
+    _run(client().delete(f"/vms/{name}", params={"force": force}), wait)

@@ -1,0 +1,59 @@
+"""One shared driver connection per host URI, opened on first use.
+
+libvirt connections are thread-safe, so every job and the monitor share them;
+a connection that failed is dropped and reopened on the next call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from whimbrel import drivers
+from whimbrel.drivers.base import HostDriver
+from whimbrel.errors import not_found
+from whimbrel.store.models import Host
+
+Opener = Callable[[str], HostDriver]
+
+
+class ConnectionPool:
+    def __init__(self, sessions: sessionmaker[Session], opener: Opener = drivers.open_host):
+        self._sessions = sessions
+        self._opener = opener
+        self._by_uri: dict[str, HostDriver] = {}
+        self._lock = threading.Lock()
+
+    def uri_of(self, host_name: str) -> str:
+        with self._sessions() as s:
+            uri = s.scalar(select(Host.uri).where(Host.name == host_name))
+        if uri is None:
+            raise not_found("host", host_name)
+        return uri
+
+    def for_host(self, host_name: str) -> HostDriver:
+        return self.for_uri(self.uri_of(host_name))
+
+    def for_uri(self, uri: str) -> HostDriver:
+        with self._lock:
+            drv = self._by_uri.get(uri)
+        if drv is not None:
+            return drv
+        drv = self._opener(uri)  # outside the lock: a dead host must not stall the others
+        with self._lock:
+            return self._by_uri.setdefault(uri, drv)
+
+    def drop(self, uri: str) -> None:
+        with self._lock:
+            drv = self._by_uri.pop(uri, None)
+        if drv is not None:
+            drv.close()
+
+    def close(self) -> None:
+        with self._lock:
+            drvs, self._by_uri = list(self._by_uri.values()), {}
+        for drv in drvs:
+            drv.close()

@@ -1,0 +1,1 @@
+"""Plain typed values shared by drivers, store, jobs and front ends."""

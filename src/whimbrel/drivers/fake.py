@@ -1,0 +1,258 @@
+"""An in-memory fleet of hosts, for unit tests and scale simulations.
+
+It keeps the rules that matter to the manager: memory is finite, a disk
+image is one file seen by every host that mounts its pool path, a disk can be
+open in one running domain only (the lease), saved state survives a stop, and
+the guest's heartbeat counts on while the domain runs.  Never a stand-in for
+the real hypervisor in a feature's proof: that is the lab's job.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, replace
+
+from whimbrel.domain.host import HostInfo, HostInventory, NetworkInfo, PoolInfo
+from whimbrel.domain.vm import DomainInfo, DomainSpec, Heartbeat, VmState
+from whimbrel.errors import (
+    Conflict,
+    HostUnreachable,
+    InsufficientResources,
+    LockConflict,
+    NotFound,
+    WrongState,
+)
+
+
+@dataclass
+class _Domain:
+    spec: DomainSpec
+    state: VmState = VmState.STOPPED
+    started_at: float = 0.0
+    counter_base: int = 0
+    saved_counter: int | None = None
+
+    def counter(self) -> int:
+        if self.state != VmState.RUNNING:
+            return self.counter_base
+        return self.counter_base + int((time.monotonic() - self.started_at) * 10)
+
+
+@dataclass
+class FakeHostState:
+    name: str
+    memory_mib: int = 16384
+    cpus: int = 8
+    cpu_model: str = "EPYC"
+    machine_types: tuple[str, ...] = ("pc-i440fx-7.2", "pc-q35-7.2")
+    virt_types: tuple[str, ...] = ("kvm", "qemu")
+    networks: tuple[str, ...] = ("vm-net",)
+    pools: dict[str, str] = field(default_factory=lambda: {"local": "/srv/local"})
+    up: bool = True
+    domains: dict[str, _Domain] = field(default_factory=dict)
+
+
+class FakeFleet:
+    _default: FakeFleet | None = None
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, FakeHostState] = {}
+        self.volumes: dict[str, int] = {}  # path -> size; shared by every host
+        self.lock = threading.RLock()
+
+    @classmethod
+    def default(cls) -> FakeFleet:
+        if cls._default is None:
+            cls._default = cls()
+        return cls._default
+
+    @classmethod
+    def reset_default(cls) -> FakeFleet:
+        cls._default = cls()
+        return cls._default
+
+    def add_host(self, name: str, **kw: object) -> FakeHostState:
+        host = FakeHostState(name=name, **kw)  # type: ignore[arg-type]
+        self.hosts[name] = host
+        return host
+
+    def open(self, uri: str) -> FakeHost:
+        name = uri.split("://", 1)[-1].strip("/")
+        host = self.hosts.get(name)
+        if host is None or not host.up:
+            raise HostUnreachable(
+                "E_HOST_UNREACHABLE",
+                f"host {uri} does not answer",
+                "check that the host is up and its address is right",
+            )
+        return FakeHost(self, host, uri)
+
+    def disk_holder(self, path: str) -> str | None:
+        for h in self.hosts.values():
+            for d in h.domains.values():
+                if d.state in (VmState.RUNNING, VmState.PAUSED) and any(
+                    k.path == path for k in d.spec.disks
+                ):
+                    return h.name
+        return None
+
+
+class FakeHost:
+    def __init__(self, fleet: FakeFleet, host: FakeHostState, uri: str):
+        self.fleet = fleet
+        self.h = host
+        self.uri = uri
+
+    def _alive(self) -> None:
+        if not self.h.up:
+            raise HostUnreachable(
+                "E_HOST_UNREACHABLE", f"host {self.uri} does not answer", "check the host"
+            )
+
+    def _dom(self, name: str) -> _Domain:
+        self._alive()
+        d = self.h.domains.get(name)
+        if d is None:
+            raise NotFound(
+                "E_DOMAIN_NOT_FOUND",
+                f"host {self.h.name} has no domain {name!r}",
+                "refresh the host",
+            )
+        return d
+
+    def inventory(self) -> HostInventory:
+        self._alive()
+        info = HostInfo(
+            hostname=self.h.name,
+            uuid=f"00000000-0000-4000-8000-{abs(hash(self.h.name)) % 10**12:012d}",
+            arch="x86_64",
+            cpu_model=self.h.cpu_model,
+            cpus=self.h.cpus,
+            memory_mib=self.h.memory_mib,
+            free_memory_mib=self.free_memory_mib(),
+            hypervisor="fake",
+            hypervisor_version="1.0",
+            machine_types=self.h.machine_types,
+            virt_types=self.h.virt_types,
+        )
+        nets = tuple(NetworkInfo(n, f"br-{n}", True) for n in self.h.networks)
+        pools = tuple(PoolInfo(n, p, 1 << 40, 1 << 39, True) for n, p in self.h.pools.items())
+        return HostInventory(info, nets, pools)
+
+    def free_memory_mib(self) -> int:
+        with self.fleet.lock:
+            used = sum(
+                d.spec.memory_mib
+                for d in self.h.domains.values()
+                if d.state in (VmState.RUNNING, VmState.PAUSED)
+            )
+        return self.h.memory_mib - used
+
+    def list_domains(self) -> list[DomainInfo]:
+        self._alive()
+        return [self.domain(n) for n in list(self.h.domains)]
+
+    def domain(self, name: str) -> DomainInfo:
+        d = self._dom(name)
+        state = (
+            VmState.SAVED if d.state == VmState.STOPPED and d.saved_counter is not None else d.state
+        )
+        return DomainInfo(
+            d.spec.name,
+            d.spec.uuid,
+            state,
+            d.spec.memory_mib,
+            d.spec.vcpus,
+            d.saved_counter is not None,
+        )
+
+    def create_volume(self, pool: str, name: str, size_bytes: int, fmt: str) -> str:
+        self._alive()
+        base = self.h.pools.get(pool)
+        if base is None:
+            raise NotFound(
+                "E_POOL_NOT_FOUND", f"host {self.h.name} has no pool {pool!r}", "refresh"
+            )
+        path = f"{base}/{name}"
+        with self.fleet.lock:
+            if path in self.fleet.volumes:
+                raise Conflict("E_VOLUME_EXISTS", f"{path} exists", "delete it or choose a name")
+            self.fleet.volumes[path] = size_bytes
+        return path
+
+    def delete_volume(self, path: str) -> None:
+        self._alive()
+        with self.fleet.lock:
+            self.fleet.volumes.pop(path, None)
+
+    def define(self, spec: DomainSpec) -> None:
+        self._alive()
+        with self.fleet.lock:
+            if spec.name in self.h.domains:
+                raise Conflict("E_DOMAIN_EXISTS", f"{spec.name} is defined", "undefine it first")
+            self.h.domains[spec.name] = _Domain(spec)
+
+    def undefine(self, name: str) -> None:
+        self._alive()
+        with self.fleet.lock:
+            d = self.h.domains.get(name)
+            if d is not None and d.state in (VmState.RUNNING, VmState.PAUSED):
+                raise WrongState("E_VM_RUNNING", f"{name} is running", "stop it first")
+            self.h.domains.pop(name, None)
+
+    def start(self, name: str) -> None:
+        with self.fleet.lock:
+            d = self._dom(name)
+            if d.state == VmState.RUNNING:
+                return
+            for disk in d.spec.disks:
+                holder = self.fleet.disk_holder(disk.path)
+                if holder is not None:
+                    raise LockConflict(
+                        "E_DISK_LOCKED",
+                        f"disk {disk.path} is in use by a running VM on host {holder}",
+                        "stop the VM that holds the disk first",
+                    )
+            if d.spec.memory_mib > self.free_memory_mib():
+                raise InsufficientResources("E_NO_MEMORY", "not enough memory", "free memory")
+            if d.saved_counter is not None:
+                d.counter_base, d.saved_counter = d.saved_counter, None
+            else:
+                d.counter_base = 0
+            d.state, d.started_at = VmState.RUNNING, time.monotonic()
+
+    def shutdown(self, name: str, timeout_s: float) -> None:
+        self.power_off(name)
+
+    def power_off(self, name: str) -> None:
+        with self.fleet.lock:
+            d = self._dom(name)
+            d.counter_base = d.counter()
+            d.state = VmState.STOPPED
+
+    def save(self, name: str) -> None:
+        with self.fleet.lock:
+            d = self._dom(name)
+            if d.state != VmState.RUNNING:
+                raise WrongState("E_VM_NOT_RUNNING", f"{name} is not running", "start it first")
+            d.saved_counter = d.counter()
+            d.state = VmState.STOPPED
+
+    def discard_saved(self, name: str) -> None:
+        with self.fleet.lock:
+            self._dom(name).saved_counter = None
+
+    def heartbeat(self, name: str, timeout_s: float = 1.5) -> Heartbeat | None:
+        d = self._dom(name)
+        if d.state != VmState.RUNNING:
+            return None
+        return Heartbeat(d.counter(), 0.0, 0, 0, 0, -1, "fake")
+
+    def close(self) -> None:
+        pass
+
+    def with_spec(self, name: str, **changes: object) -> None:
+        """Test hook: alter a defined domain's spec."""
+        d = self._dom(name)
+        d.spec = replace(d.spec, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Jobs: ordered steps with do/undo, persisted step by step, run by one runner."""

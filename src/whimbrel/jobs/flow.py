@@ -1,0 +1,50 @@
+"""A flow turns one op into a job: its subject, its locks and its steps.
+
+``validate`` runs when the op is submitted, reads only, and raises the first
+user error so that bad input changes nothing.  ``steps`` must be rebuildable
+from the op alone: after a manager restart the runner rebuilds them to undo
+an interrupted job.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from sqlalchemy.orm import Session
+
+from whimbrel.connections import ConnectionPool
+from whimbrel.jobs.step import Step
+from whimbrel.ops import Op
+
+
+class Flow(ABC):
+    op_type: ClassVar[type[Op]]
+
+    def subject(self, op: Any) -> str:
+        return str(getattr(op, "name", ""))
+
+    def locks(self, op: Any) -> list[str]:
+        """Names of what the job must hold alone (``vm:NAME``, ``host:NAME``)."""
+        return []
+
+    def prepare(self, op: Any) -> Any:
+        """Fill in what the user left out (a new UUID, say) before the op is stored."""
+        return op
+
+    def validate(self, op: Any, session: Session, conns: ConnectionPool) -> None:  # noqa: B027
+        """Raise a :class:`whimbrel.errors.WhimbrelError` for input that must not run."""
+
+    @abstractmethod
+    def steps(self, op: Any) -> list[Step]: ...
+
+
+class FlowRegistry:
+    def __init__(self, flows: list[Flow]):
+        self._by_kind = {f.op_type.kind: f for f in flows}
+
+    def for_kind(self, kind: str) -> Flow:
+        return self._by_kind[kind]
+
+    def kinds(self) -> list[str]:
+        return sorted(self._by_kind)

@@ -1,0 +1,295 @@
+"""Flows that change the inventory: hosts and clusters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from whimbrel.connections import ConnectionPool
+from whimbrel.domain.vm import check_name
+from whimbrel.errors import Conflict, InvalidInput, WrongState, already_exists
+from whimbrel.jobs.flow import Flow
+from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
+from whimbrel.ops import (
+    OpClusterAddHost,
+    OpClusterCreate,
+    OpClusterDelete,
+    OpClusterRemoveHost,
+    OpHostAdd,
+    OpHostRefresh,
+    OpHostRemove,
+)
+from whimbrel.store.models import Cluster, Host, SharedStorage
+from whimbrel.store.repo import apply_inventory, get_cluster, get_host
+
+
+class HostAdd(Flow):
+    op_type = OpHostAdd
+
+    def locks(self, op: OpHostAdd) -> list[str]:
+        return [f"host:{op.name}"]
+
+    def validate(self, op: OpHostAdd, s: Session, conns: ConnectionPool) -> None:
+        check_name("host", op.name)
+        if s.scalar(select(Host).where(Host.name == op.name)) is not None:
+            raise already_exists("host", op.name)
+        other = s.scalar(select(Host).where(Host.uri == op.uri))
+        if other is not None:
+            raise Conflict(
+                "E_HOST_URI_EXISTS",
+                f"host {other.name!r} already uses URI {op.uri}",
+                "a host is added once; use that name",
+            )
+        if op.cluster:
+            get_cluster(s, op.cluster)
+
+    def steps(self, op: OpHostAdd) -> list[Step]:
+        def connect(ctx: JobContext) -> StepResult:
+            """Undo: none; connecting and reading change nothing."""
+            drv = ctx.driver_for_uri(op.uri)
+            inv = drv.inventory()
+            return {"hostname": inv.info.hostname, "virt_types": list(inv.info.virt_types)}
+
+        def record(ctx: JobContext) -> StepResult:
+            """Undo: delete the host row (and its networks, pools and settings)."""
+            inv = ctx.driver_for_uri(op.uri).inventory()
+            with ctx.sessions.begin() as s:
+                if s.scalar(select(Host).where(Host.name == op.name)) is not None:
+                    raise already_exists("host", op.name)
+                host = Host(name=op.name, uri=op.uri)
+                if op.cluster:
+                    host.cluster = get_cluster(s, op.cluster)
+                apply_inventory(host, inv)
+                s.add(host)
+            return {"name": op.name}
+
+        def unrecord(ctx: JobContext, _r: StepResult) -> None:
+            with ctx.sessions.begin() as s:
+                host = s.scalar(select(Host).where(Host.name == op.name))
+                if host is not None:
+                    s.delete(host)
+
+        return [
+            FnStep("connect", f"connect to {op.uri} over TLS and read its inventory", connect),
+            FnStep("record", f"record host {op.name} in the inventory", record, unrecord),
+        ]
+
+
+class HostRefresh(Flow):
+    op_type = OpHostRefresh
+
+    def locks(self, op: OpHostRefresh) -> list[str]:
+        return [f"host:{op.name}"]
+
+    def validate(self, op: OpHostRefresh, s: Session, conns: ConnectionPool) -> None:
+        get_host(s, op.name)
+
+    def steps(self, op: OpHostRefresh) -> list[Step]:
+        def refresh(ctx: JobContext) -> StepResult:
+            """Undo: none; the inventory read is the truth either way."""
+            inv = ctx.driver(op.name).inventory()
+            with ctx.sessions.begin() as s:
+                apply_inventory(get_host(s, op.name), inv)
+            return {"free_memory_mib": inv.info.free_memory_mib}
+
+        return [FnStep("refresh", f"read the inventory of host {op.name}", refresh)]
+
+
+class HostRemove(Flow):
+    op_type = OpHostRemove
+
+    def locks(self, op: OpHostRemove) -> list[str]:
+        return [f"host:{op.name}"]
+
+    def validate(self, op: OpHostRemove, s: Session, conns: ConnectionPool) -> None:
+        host = get_host(s, op.name)
+        if host.vms:
+            raise WrongState(
+                "E_HOST_HAS_VMS",
+                f"host {op.name} still holds VMs: " + ", ".join(v.name for v in host.vms),
+                "move or delete those VMs first",
+            )
+
+    def steps(self, op: OpHostRemove) -> list[Step]:
+        def remove(ctx: JobContext) -> StepResult:
+            """Undo: re-add the host with the same URI and cluster."""
+            with ctx.sessions.begin() as s:
+                host = get_host(s, op.name)
+                result = {"uri": host.uri, "cluster": host.cluster.name if host.cluster else ""}
+                s.delete(host)
+            return result
+
+        def readd(ctx: JobContext, r: StepResult) -> None:
+            assert r is not None
+            with ctx.sessions.begin() as s:
+                host = Host(name=op.name, uri=r["uri"])
+                if r["cluster"]:
+                    host.cluster = get_cluster(s, r["cluster"])
+                s.add(host)
+
+        return [FnStep("remove", f"remove host {op.name} from the inventory", remove, readd)]
+
+
+class ClusterCreate(Flow):
+    op_type = OpClusterCreate
+
+    def locks(self, op: OpClusterCreate) -> list[str]:
+        return [f"cluster:{op.name}"]
+
+    def validate(self, op: OpClusterCreate, s: Session, conns: ConnectionPool) -> None:
+        check_name("cluster", op.name)
+        if s.scalar(select(Cluster).where(Cluster.name == op.name)) is not None:
+            raise already_exists("cluster", op.name)
+        if op.reserve < 0:
+            raise InvalidInput(
+                "E_INVALID_RESERVE",
+                f"cluster reserve {op.reserve} is negative",
+                "give the number of node failures the cluster must absorb (0 or more)",
+            )
+        for p in op.shared_paths:
+            if not p.startswith("/"):
+                raise InvalidInput(
+                    "E_INVALID_PATH",
+                    f"shared storage path {p!r} is not absolute",
+                    "give a full path",
+                )
+
+    def steps(self, op: OpClusterCreate) -> list[Step]:
+        def create(ctx: JobContext) -> StepResult:
+            """Undo: delete the cluster row."""
+            with ctx.sessions.begin() as s:
+                c = Cluster(name=op.name, reserve=op.reserve)
+                c.shared_storage = [SharedStorage(path=p.rstrip("/")) for p in op.shared_paths]
+                s.add(c)
+            return {"name": op.name}
+
+        def delete(ctx: JobContext, _r: StepResult) -> None:
+            with ctx.sessions.begin() as s:
+                c = s.scalar(select(Cluster).where(Cluster.name == op.name))
+                if c is not None:
+                    s.delete(c)
+
+        return [FnStep("create", f"create cluster {op.name}", create, delete)]
+
+
+class ClusterDelete(Flow):
+    op_type = OpClusterDelete
+
+    def locks(self, op: OpClusterDelete) -> list[str]:
+        return [f"cluster:{op.name}"]
+
+    def validate(self, op: OpClusterDelete, s: Session, conns: ConnectionPool) -> None:
+        c = get_cluster(s, op.name)
+        if c.hosts:
+            raise WrongState(
+                "E_CLUSTER_HAS_HOSTS",
+                f"cluster {op.name} still has hosts: " + ", ".join(h.name for h in c.hosts),
+                "remove them with 'whimbrel cluster remove-host' first",
+            )
+
+    def steps(self, op: OpClusterDelete) -> list[Step]:
+        def delete(ctx: JobContext) -> StepResult:
+            """Undo: create the cluster again with the same reserve and shared storage."""
+            with ctx.sessions.begin() as s:
+                c = get_cluster(s, op.name)
+                r: dict[str, Any] = {
+                    "reserve": c.reserve,
+                    "paths": [sp.path for sp in c.shared_storage],
+                }
+                s.delete(c)
+            return r
+
+        def recreate(ctx: JobContext, r: StepResult) -> None:
+            assert r is not None
+            with ctx.sessions.begin() as s:
+                c = Cluster(name=op.name, reserve=r["reserve"])
+                c.shared_storage = [SharedStorage(path=p) for p in r["paths"]]
+                s.add(c)
+
+        return [FnStep("delete", f"delete cluster {op.name}", delete, recreate)]
+
+
+class ClusterAddHost(Flow):
+    op_type = OpClusterAddHost
+
+    def locks(self, op: OpClusterAddHost) -> list[str]:
+        return [f"cluster:{op.name}", f"host:{op.host}"]
+
+    def subject(self, op: OpClusterAddHost) -> str:
+        return f"{op.name}/{op.host}"
+
+    def validate(self, op: OpClusterAddHost, s: Session, conns: ConnectionPool) -> None:
+        get_cluster(s, op.name)
+        host = get_host(s, op.host)
+        if host.cluster is not None:
+            raise Conflict(
+                "E_HOST_IN_CLUSTER",
+                f"host {op.host} already belongs to cluster {host.cluster.name}",
+                f"remove it from {host.cluster.name} first (whimbrel cluster remove-host)",
+            )
+
+    def steps(self, op: OpClusterAddHost) -> list[Step]:
+        def join(ctx: JobContext) -> StepResult:
+            """Undo: take the host out of the cluster again."""
+            with ctx.sessions.begin() as s:
+                get_host(s, op.host).cluster = get_cluster(s, op.name)
+            return None
+
+        def leave(ctx: JobContext, _r: StepResult) -> None:
+            with ctx.sessions.begin() as s:
+                get_host(s, op.host).cluster = None
+
+        return [FnStep("join", f"add host {op.host} to cluster {op.name}", join, leave)]
+
+
+class ClusterRemoveHost(Flow):
+    op_type = OpClusterRemoveHost
+
+    def locks(self, op: OpClusterRemoveHost) -> list[str]:
+        return [f"cluster:{op.name}", f"host:{op.host}"]
+
+    def subject(self, op: OpClusterRemoveHost) -> str:
+        return f"{op.name}/{op.host}"
+
+    def validate(self, op: OpClusterRemoveHost, s: Session, conns: ConnectionPool) -> None:
+        get_cluster(s, op.name)
+        host = get_host(s, op.host)
+        if host.cluster is None or host.cluster.name != op.name:
+            raise InvalidInput(
+                "E_HOST_NOT_IN_CLUSTER",
+                f"host {op.host} is not a member of cluster {op.name}",
+                "run 'whimbrel cluster show' to see its members",
+            )
+        ha = [v.name for v in host.vms if v.ha]
+        if ha:
+            raise WrongState(
+                "E_HOST_HAS_HA_VMS",
+                f"host {op.host} runs highly available VMs of the cluster: " + ", ".join(ha),
+                "move them to another node of the cluster first",
+            )
+
+    def steps(self, op: OpClusterRemoveHost) -> list[Step]:
+        def leave(ctx: JobContext) -> StepResult:
+            """Undo: put the host back into the cluster."""
+            with ctx.sessions.begin() as s:
+                get_host(s, op.host).cluster = None
+            return None
+
+        def rejoin(ctx: JobContext, _r: StepResult) -> None:
+            with ctx.sessions.begin() as s:
+                get_host(s, op.host).cluster = get_cluster(s, op.name)
+
+        return [FnStep("leave", f"take host {op.host} out of cluster {op.name}", leave, rejoin)]
+
+
+FLOWS: list[Flow] = [
+    HostAdd(),
+    HostRefresh(),
+    HostRemove(),
+    ClusterCreate(),
+    ClusterDelete(),
+    ClusterAddHost(),
+    ClusterRemoveHost(),
+]

@@ -1,0 +1,76 @@
+"""A step of a job, and the context every step receives.
+
+A step's ``do`` returns a JSON-serialisable result, which the runner persists
+before the next step runs; ``undo`` receives that result, possibly in another
+manager process after a restart.  ``do`` must clean up its own partial work
+when it raises: only completed steps are undone.  Every step's docstring says
+how it is undone (``Undo:``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from whimbrel.drivers.base import HostDriver
+
+StepResult = dict[str, Any] | None
+
+
+class JobContext(Protocol):
+    """What the runner hands each step: the store, host connections, progress."""
+
+    job_id: int
+    sessions: sessionmaker[Session]
+
+    def driver(self, host_name: str) -> HostDriver: ...
+
+    def driver_for_uri(self, uri: str) -> HostDriver: ...
+
+    def progress(self, phase: str, percent: int, message: str = "", **extra: Any) -> None: ...
+
+    def cancelled(self) -> bool: ...
+
+
+class Step(ABC):
+    name: str = "step"
+
+    @property
+    def description(self) -> str:
+        return self.name
+
+    @abstractmethod
+    def do(self, ctx: JobContext) -> StepResult: ...
+
+    def undo(self, ctx: JobContext, result: StepResult) -> None:  # noqa: B027
+        """Default: the step changed nothing that needs undoing."""
+
+
+class FnStep(Step):
+    """A step from two callables, for flows whose steps are one-liners."""
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        do: Callable[[JobContext], StepResult],
+        undo: Callable[[JobContext, StepResult], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._description = description
+        self._do = do
+        self._undo = undo
+
+    @property
+    def description(self) -> str:
+        return self._description
+
+    def do(self, ctx: JobContext) -> StepResult:
+        return self._do(ctx)
+
+    def undo(self, ctx: JobContext, result: StepResult) -> None:
+        if self._undo is not None:
+            self._undo(ctx, result)

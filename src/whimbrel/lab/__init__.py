@@ -1,0 +1,1 @@
+"""The local lab: several libvirt hypervisor hosts on one Linux machine."""

@@ -1,0 +1,1 @@
+"""The lab guest: a Debian cloud kernel and a busybox initramfs running ``workload.c``."""

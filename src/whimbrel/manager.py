@@ -1,0 +1,48 @@
+"""The manager: store, host connections and job runner, assembled once.
+
+``whimbrel serve`` runs one of these behind the REST API; tests build one on
+a temporary store with the fake driver.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from whimbrel.config import Settings
+from whimbrel.connections import ConnectionPool, Opener
+from whimbrel.drivers import open_host
+from whimbrel.jobs.flows import registry
+from whimbrel.jobs.runner import JobRunner
+from whimbrel.store.db import open_store
+
+
+def ensure_token(path: Path) -> str:
+    """The API's bearer token, created on first start, readable by its owner only."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+class Manager:
+    def __init__(self, settings: Settings, opener: Opener = open_host, workers: int = 16):
+        self.settings = settings
+        self.sessions: sessionmaker[Session] = open_store(settings.db_url)
+        self.token = ensure_token(settings.token_file)
+        self.conns = ConnectionPool(self.sessions, opener)
+        self.runner = JobRunner(self.sessions, registry(), self.conns, workers=workers)
+
+    def start(self) -> None:
+        self.runner.start()
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.conns.close()

@@ -1,0 +1,159 @@
+"""The command model: every change to the fleet is one of these ops.
+
+The CLI and the REST API build the same op and submit it; the runner turns it
+into a job through its flow (:mod:`whimbrel.jobs.flows`).  Ops are plain data
+and round-trip through JSON, so a job can be rebuilt from the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from whimbrel.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class OpHostAdd(Op):
+    kind: ClassVar[str] = "host.add"
+    name: str
+    uri: str
+    cluster: str = ""
+
+
+@dataclass(frozen=True)
+class OpHostRefresh(Op):
+    kind: ClassVar[str] = "host.refresh"
+    name: str
+
+
+@dataclass(frozen=True)
+class OpHostRemove(Op):
+    kind: ClassVar[str] = "host.remove"
+    name: str
+
+
+@dataclass(frozen=True)
+class OpClusterCreate(Op):
+    kind: ClassVar[str] = "cluster.create"
+    name: str
+    shared_paths: tuple[str, ...] = ()
+    reserve: int = 1
+
+
+@dataclass(frozen=True)
+class OpClusterAddHost(Op):
+    kind: ClassVar[str] = "cluster.add-host"
+    name: str
+    host: str
+
+
+@dataclass(frozen=True)
+class OpClusterRemoveHost(Op):
+    kind: ClassVar[str] = "cluster.remove-host"
+    name: str
+    host: str
+
+
+@dataclass(frozen=True)
+class OpClusterDelete(Op):
+    kind: ClassVar[str] = "cluster.delete"
+    name: str
+
+
+@dataclass(frozen=True)
+class DiskRequest:
+    size_mib: int
+    pool: str
+
+
+@dataclass(frozen=True)
+class OpVmCreate(Op):
+    kind: ClassVar[str] = "vm.create"
+    name: str
+    host: str
+    memory_mib: int = 256
+    vcpus: int = 1
+    disks: tuple[DiskRequest, ...] = ()
+    networks: tuple[str, ...] = ()
+    kernel: str = ""
+    initrd: str = ""
+    cmdline: str = ""
+    start: bool = True
+    uuid: str = field(default="")
+
+
+@dataclass(frozen=True)
+class OpVmStart(Op):
+    kind: ClassVar[str] = "vm.start"
+    name: str
+
+
+@dataclass(frozen=True)
+class OpVmStop(Op):
+    kind: ClassVar[str] = "vm.stop"
+    name: str
+    force: bool = False
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class OpVmSave(Op):
+    kind: ClassVar[str] = "vm.save"
+    name: str
+
+
+@dataclass(frozen=True)
+class OpVmRestore(Op):
+    kind: ClassVar[str] = "vm.restore"
+    name: str
+
+
+@dataclass(frozen=True)
+class OpVmDelete(Op):
+    kind: ClassVar[str] = "vm.delete"
+    name: str
+    force: bool = False
+
+
+ALL_OPS: tuple[type[Op], ...] = (
+    OpHostAdd,
+    OpHostRefresh,
+    OpHostRemove,
+    OpClusterCreate,
+    OpClusterAddHost,
+    OpClusterRemoveHost,
+    OpClusterDelete,
+    OpVmCreate,
+    OpVmStart,
+    OpVmStop,
+    OpVmSave,
+    OpVmRestore,
+    OpVmDelete,
+)
+_BY_KIND = {o.kind: o for o in ALL_OPS}
+
+
+def op_from_dict(data: dict[str, Any]) -> Op:
+    """Rebuild an op from its JSON form (as stored with its job)."""
+    data = dict(data)
+    cls = _BY_KIND.get(str(data.pop("kind", "")))
+    if cls is None:
+        raise InvalidInput(
+            "E_INVALID_OP", f"unknown op {data!r}", "use one of " + ", ".join(_BY_KIND)
+        )
+    if cls is OpVmCreate:
+        data["disks"] = tuple(DiskRequest(**d) for d in data.get("disks", ()))
+        data["networks"] = tuple(data.get("networks", ()))
+    if cls is OpClusterCreate:
+        data["shared_paths"] = tuple(data.get("shared_paths", ()))
+    return cls(**data)

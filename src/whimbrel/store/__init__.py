@@ -1,0 +1,1 @@
+"""Persistent state: SQLAlchemy models, the session factory and repositories."""

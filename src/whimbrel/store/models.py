@@ -1,0 +1,198 @@
+"""SQLAlchemy models: the manager's whole memory.
+
+A restart of ``whimbrel serve`` loses nothing, because inventory, settings and
+jobs (with each step's persisted result) live here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Cluster(Base):
+    __tablename__ = "clusters"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    # Cluster reserve k (the seed's 'cluster reserve'): failed nodes it must absorb.
+    reserve: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    hosts: Mapped[list[Host]] = relationship(back_populates="cluster")
+    shared_storage: Mapped[list[SharedStorage]] = relationship(
+        back_populates="cluster", cascade="all, delete-orphan"
+    )
+
+
+class SharedStorage(Base):
+    """A path the administrator declares shared by every host of a cluster (the seed's CSV)."""
+
+    __tablename__ = "shared_storage"
+    __table_args__ = (UniqueConstraint("cluster_id", "path"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(4096))
+    cluster: Mapped[Cluster] = relationship(back_populates="shared_storage")
+
+
+class Host(Base):
+    __tablename__ = "hosts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    uri: Mapped[str] = mapped_column(String(1024), unique=True)
+    cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"), nullable=True)
+    state: Mapped[str] = mapped_column(String(32), default="connected")
+    state_reason: Mapped[str] = mapped_column(Text, default="")
+    hostname: Mapped[str] = mapped_column(String(255), default="")
+    host_uuid: Mapped[str] = mapped_column(String(64), default="")
+    arch: Mapped[str] = mapped_column(String(32), default="")
+    cpu_model: Mapped[str] = mapped_column(String(128), default="")
+    cpus: Mapped[int] = mapped_column(Integer, default=0)
+    memory_mib: Mapped[int] = mapped_column(Integer, default=0)
+    free_memory_mib: Mapped[int] = mapped_column(Integer, default=0)
+    hypervisor: Mapped[str] = mapped_column(String(64), default="")
+    hypervisor_version: Mapped[str] = mapped_column(String(64), default="")
+    virt_type: Mapped[str] = mapped_column(String(16), default="")
+    machine_types: Mapped[list[Any]] = mapped_column(default=list)
+    refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cluster: Mapped[Cluster | None] = relationship(back_populates="hosts")
+    networks: Mapped[list[Network]] = relationship(
+        back_populates="host", cascade="all, delete-orphan"
+    )
+    pools: Mapped[list[StoragePool]] = relationship(
+        back_populates="host", cascade="all, delete-orphan"
+    )
+    migration: Mapped[MigrationSettings] = relationship(
+        back_populates="host", cascade="all, delete-orphan", uselist=False
+    )
+    vms: Mapped[list[Vm]] = relationship(back_populates="host")
+
+
+class MigrationSettings(Base):
+    """Per-host migration settings: the seed's Enable-VMMigration and Set-VMHost."""
+
+    __tablename__ = "migration_settings"
+    host_id: Mapped[int] = mapped_column(
+        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(default=True)
+    max_live_migrations: Mapped[int] = mapped_column(Integer, default=2)
+    max_storage_migrations: Mapped[int] = mapped_column(Integer, default=2)
+    # CIDRs allowed to carry incoming migrations; empty list means "any network".
+    networks: Mapped[list[Any]] = mapped_column(default=list)
+    auth: Mapped[str] = mapped_column(String(16), default="managed")
+    performance: Mapped[str] = mapped_column(String(16), default="compression")
+    parallel_connections: Mapped[int] = mapped_column(Integer, default=4)
+    encrypt: Mapped[bool] = mapped_column(default=False)
+    host: Mapped[Host] = relationship(back_populates="migration")
+
+
+class Network(Base):
+    __tablename__ = "networks"
+    __table_args__ = (UniqueConstraint("host_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    bridge: Mapped[str] = mapped_column(String(64), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    host: Mapped[Host] = relationship(back_populates="networks")
+
+
+class StoragePool(Base):
+    __tablename__ = "storage_pools"
+    __table_args__ = (UniqueConstraint("host_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(4096))
+    capacity_bytes: Mapped[int] = mapped_column(default=0)
+    available_bytes: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+    host: Mapped[Host] = relationship(back_populates="pools")
+
+
+class Vm(Base):
+    __tablename__ = "vms"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id"), nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="stopped")
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    virt_type: Mapped[str] = mapped_column(String(16))
+    machine: Mapped[str] = mapped_column(String(64))
+    kernel: Mapped[str] = mapped_column(String(4096), default="")
+    initrd: Mapped[str] = mapped_column(String(4096), default="")
+    cmdline: Mapped[str] = mapped_column(Text, default="")
+    networks: Mapped[list[Any]] = mapped_column(default=list)
+    ha: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    host: Mapped[Host | None] = relationship(back_populates="vms")
+    disks: Mapped[list[Disk]] = relationship(
+        back_populates="vm", cascade="all, delete-orphan", order_by="Disk.target"
+    )
+
+
+class Disk(Base):
+    __tablename__ = "disks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    target: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(4096))
+    fmt: Mapped[str] = mapped_column(String(16), default="qcow2")
+    size_bytes: Mapped[int] = mapped_column(default=0)
+    pool: Mapped[str] = mapped_column(String(255), default="")
+    shared: Mapped[bool] = mapped_column(default=False)
+    vm: Mapped[Vm] = relationship(back_populates="disks")
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255), default="")
+    op: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="New")
+    locks: Mapped[list[Any]] = mapped_column(default=list)
+    phase: Mapped[str] = mapped_column(String(64), default="")
+    percent: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    rollback: Mapped[str] = mapped_column(String(16), default="none")
+    manual_fix: Mapped[str] = mapped_column(Text, default="")
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    steps: Mapped[list[JobStep]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", order_by="JobStep.index"
+    )
+
+
+class JobStep(Base):
+    __tablename__ = "job_steps"
+    __table_args__ = (UniqueConstraint("job_id", "index"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    job: Mapped[Job] = relationship(back_populates="steps")

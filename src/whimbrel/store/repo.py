@@ -1,0 +1,76 @@
+"""Look-ups that raise Whimbrel's not-found errors, and inventory snapshots."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from whimbrel.domain.host import HostInventory
+from whimbrel.errors import not_found
+from whimbrel.store.models import Cluster, Host, Job, MigrationSettings, Network, StoragePool, Vm
+
+
+def get_host(s: Session, name: str) -> Host:
+    host = s.scalar(select(Host).where(Host.name == name))
+    if host is None:
+        raise not_found("host", name)
+    return host
+
+
+def get_cluster(s: Session, name: str) -> Cluster:
+    cluster = s.scalar(select(Cluster).where(Cluster.name == name))
+    if cluster is None:
+        raise not_found("cluster", name)
+    return cluster
+
+
+def get_vm(s: Session, name: str) -> Vm:
+    vm = s.scalar(select(Vm).where(Vm.name == name))
+    if vm is None:
+        raise not_found("vm", name)
+    return vm
+
+
+def get_job(s: Session, job_id: int) -> Job:
+    job = s.get(Job, job_id)
+    if job is None:
+        raise not_found("job", str(job_id))
+    return job
+
+
+def apply_inventory(host: Host, inv: HostInventory) -> None:
+    """Copy a driver's inventory onto the host row (networks and pools replaced)."""
+    i = inv.info
+    host.hostname, host.host_uuid, host.arch = i.hostname, i.uuid, i.arch
+    host.cpu_model, host.cpus = i.cpu_model, i.cpus
+    host.memory_mib, host.free_memory_mib = i.memory_mib, i.free_memory_mib
+    host.hypervisor, host.hypervisor_version = i.hypervisor, i.hypervisor_version
+    host.machine_types = list(i.machine_types)
+    host.virt_type = i.virt_types[0] if i.virt_types else ""
+    host.state, host.state_reason = "connected", ""
+    host.refreshed_at = datetime.now(UTC)
+    host.networks = [Network(name=n.name, bridge=n.bridge, active=n.active) for n in inv.networks]
+    host.pools = [
+        StoragePool(
+            name=p.name,
+            path=p.path,
+            capacity_bytes=p.capacity_bytes,
+            available_bytes=p.available_bytes,
+            active=p.active,
+        )
+        for p in inv.pools
+    ]
+    if host.migration is None:
+        host.migration = MigrationSettings()
+
+
+def is_shared_path(host: Host, path: str) -> bool:
+    """Whether ``path`` lies on storage its cluster declares shared."""
+    if host.cluster is None:
+        return False
+    return any(
+        path == sp.path or path.startswith(sp.path.rstrip("/") + "/")
+        for sp in host.cluster.shared_storage
+    )
