@@ -73,7 +73,7 @@ class Client:
             TextColumn("{task.description}"),
             console=console,
             transient=True,
-            disable=quiet,
+            disable=quiet or not console.is_terminal,
         ) as bar:
             task = bar.add_task(job.get("message", ""), total=100, job=job_id, phase=job["phase"])
             while job["state"] not in FINAL:

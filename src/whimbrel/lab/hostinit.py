@@ -22,9 +22,36 @@ def mount(*args: str) -> None:
     subprocess.run(["mount", *args], check=True)
 
 
+def private_dev(stash: str, hide: list[str]) -> None:
+    """Give the host a /dev without the entries in ``hide`` (/dev/kvm on PVM machines).
+
+    libvirt must not see /dev/kvm at all: a /dev/kvm that exists but does not
+    work makes it distrust its cached QEMU capabilities and probe QEMU again on
+    every call (seconds each).  The real /dev is kept at ``stash`` and every
+    other entry is bind-mounted into a fresh tmpfs.
+    """
+    Path(stash).mkdir(parents=True, exist_ok=True)
+    mount("--rbind", "/dev", stash)
+    mount("-t", "tmpfs", "-o", "mode=0755,size=64k", "tmpfs", "/dev")
+    for entry in sorted(os.listdir(stash)):
+        if entry in hide:
+            continue
+        src, dst = Path(stash) / entry, Path("/dev") / entry
+        if src.is_symlink():
+            dst.symlink_to(os.readlink(src))
+        elif src.is_dir():
+            dst.mkdir()
+            mount("--rbind", str(src), str(dst))
+        else:
+            dst.touch()
+            mount("--bind", str(src), str(dst))
+
+
 def main(plan_file: str) -> None:
     plan = json.loads(Path(plan_file).read_text())
     socket.sethostname(plan["hostname"])
+    if plan.get("hide_dev"):
+        private_dev(plan["dev_stash"], plan["hide_dev"])
     for m in plan["mounts"]:
         src, dst, kind = m["src"], m["dst"], m["kind"]
         if kind == "tmpfs":

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -90,7 +91,8 @@ class Lab:
             self._host_up(host, ca, hide_kvm=not acc.kvm)
         for host in self.spec.hosts:
             self._wait_answering(host)
-            provision_host(host)
+        with ThreadPoolExecutor(len(self.spec.hosts)) as pool:
+            list(pool.map(provision_host, self.spec.hosts))
         self.state_file.write_text(
             json.dumps({"accel": "kvm" if acc.kvm else "tcg", "reason": acc.reason}, indent=2)
         )
@@ -160,8 +162,6 @@ class Lab:
                 "kind": "rw",
             },
         ]
-        if hide_kvm and Path("/dev/kvm").exists():
-            mounts.append({"src": "/dev/null", "dst": "/dev/kvm", "kind": "rw"})
         plan = d / "init.json"
         plan.write_text(
             json.dumps(
@@ -169,6 +169,8 @@ class Lab:
                     "hostname": host.name,
                     "mounts": mounts,
                     "virtlockd_pid": str(d / "virtlockd.pid"),
+                    "hide_dev": ["kvm"] if hide_kvm else [],
+                    "dev_stash": str(d / "machine-dev"),
                 },
                 indent=2,
             )

@@ -55,5 +55,8 @@ def provision_host(host: LabHost) -> None:
         _ensure_pool(conn, LOCAL_POOL, LOCAL_DIR)
         _ensure_pool(conn, shared_pool(host.cluster), f"{shared_dir(host.cluster)}/images")
         _ensure_network(conn, VM_NETWORK, "br-vm")
+        # The first capabilities call makes libvirt probe QEMU (seconds); do it
+        # now, in parallel for all hosts, rather than in the user's first command.
+        conn.getCapabilities()
     finally:
         conn.close()
