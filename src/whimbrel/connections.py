@@ -12,7 +12,6 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from whimbrel import drivers
 from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import not_found
 from whimbrel.store.models import Host
@@ -21,7 +20,7 @@ Opener = Callable[[str], HostDriver]
 
 
 class ConnectionPool:
-    def __init__(self, sessions: sessionmaker[Session], opener: Opener = drivers.open_host):
+    def __init__(self, sessions: sessionmaker[Session], opener: Opener):
         self._sessions = sessions
         self._opener = opener
         self._by_uri: dict[str, HostDriver] = {}

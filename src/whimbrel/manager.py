@@ -33,11 +33,12 @@ def ensure_token(path: Path) -> str:
 
 
 class Manager:
-    def __init__(self, settings: Settings, opener: Opener = open_host, workers: int = 16):
+    def __init__(self, settings: Settings, opener: Opener | None = None, workers: int = 16):
         self.settings = settings
         self.sessions: sessionmaker[Session] = open_store(settings.db_url)
         self.token = ensure_token(settings.token_file)
-        self.conns = ConnectionPool(self.sessions, opener)
+        pki = settings.client_pki_dir
+        self.conns = ConnectionPool(self.sessions, opener or (lambda uri: open_host(uri, pki)))
         self.runner = JobRunner(self.sessions, registry(), self.conns, workers=workers)
 
     def start(self) -> None:

@@ -5,29 +5,39 @@ Drivers never import the store or each other.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import InvalidInput
 
 
-def open_host(uri: str) -> HostDriver:
-    """Connect to the host behind ``uri``, choosing the driver by URI scheme.
-
-    Raises:
-        InvalidInput: the scheme names no driver.
-        HostUnreachable, HostUntrusted: the host does not answer or refuses TLS.
-    """
+def check_uri(uri: str) -> str:
+    """Return the driver name for ``uri``, or raise the one error for a bad URI."""
     scheme = uri.split(":", 1)[0]
-    if scheme == "fake":
-        from whimbrel.drivers.fake import FakeFleet
-
-        return FakeFleet.default().open(uri)
-    if scheme.startswith(("qemu", "test")):
-        from whimbrel.config import load
-        from whimbrel.drivers.libvirt.driver import LibvirtHost
-
-        return LibvirtHost.open(uri, load().client_pki_dir)
+    if "://" in uri and scheme == "fake":
+        return "fake"
+    if "://" in uri and scheme.startswith(("qemu", "test")):
+        return "libvirt"
     raise InvalidInput(
         "E_INVALID_HOST_URI",
         f"host URI {uri!r} names no driver Whimbrel knows",
         "use qemu+tls://ADDRESS/system for a KVM host (or fake://NAME in tests)",
     )
+
+
+def open_host(uri: str, pki_dir: Path | None = None) -> HostDriver:
+    """Connect to the host behind ``uri``, choosing the driver by URI scheme.
+
+    ``pki_dir`` holds the manager's TLS client credentials for ``+tls`` URIs.
+
+    Raises:
+        InvalidInput: the scheme names no driver.
+        HostUnreachable, HostUntrusted: the host does not answer or refuses TLS.
+    """
+    if check_uri(uri) == "fake":
+        from whimbrel.drivers.fake import FakeFleet
+
+        return FakeFleet.default().open(uri)
+    from whimbrel.drivers.libvirt.driver import LibvirtHost
+
+    return LibvirtHost.open(uri, pki_dir)

@@ -51,17 +51,17 @@ def apply_inventory(host: Host, inv: HostInventory) -> None:
     host.virt_type = i.virt_types[0] if i.virt_types else ""
     host.state, host.state_reason = "connected", ""
     host.refreshed_at = datetime.now(UTC)
-    host.networks = [Network(name=n.name, bridge=n.bridge, active=n.active) for n in inv.networks]
-    host.pools = [
-        StoragePool(
-            name=p.name,
-            path=p.path,
-            capacity_bytes=p.capacity_bytes,
-            available_bytes=p.available_bytes,
-            active=p.active,
-        )
-        for p in inv.pools
-    ]
+    # Update rows in place: replacing them would insert the new (host, name)
+    # before deleting the old one and trip the unique constraint.
+    nets = {n.name: n for n in host.networks}
+    host.networks = [nets.get(n.name) or Network(name=n.name) for n in inv.networks]
+    for row, n in zip(host.networks, inv.networks, strict=True):
+        row.bridge, row.active = n.bridge, n.active
+    pools = {p.name: p for p in host.pools}
+    host.pools = [pools.get(p.name) or StoragePool(name=p.name) for p in inv.pools]
+    for prow, p in zip(host.pools, inv.pools, strict=True):
+        prow.path, prow.active = p.path, p.active
+        prow.capacity_bytes, prow.available_bytes = p.capacity_bytes, p.available_bytes
     if host.migration is None:
         host.migration = MigrationSettings()
 

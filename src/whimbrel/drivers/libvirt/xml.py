@@ -30,6 +30,9 @@ def domain_xml(spec: DomainSpec) -> str:
             _sub(os_el, "cmdline", spec.boot.cmdline)
     else:
         _sub(os_el, "boot", dev="hd")
+    feats = _sub(dom, "features")
+    _sub(feats, "acpi")  # graceful shutdown is an ACPI power-button press
+    _sub(feats, "apic")
     if spec.virt_type == "kvm":
         _sub(dom, "cpu", mode="host-model")
     else:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.vm import check_name
+from whimbrel.drivers import check_uri
 from whimbrel.errors import Conflict, InvalidInput, WrongState, already_exists
 from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
@@ -33,6 +34,7 @@ class HostAdd(Flow):
 
     def validate(self, op: OpHostAdd, s: Session, conns: ConnectionPool) -> None:
         check_name("host", op.name)
+        check_uri(op.uri)
         if s.scalar(select(Host).where(Host.name == op.name)) is not None:
             raise already_exists("host", op.name)
         other = s.scalar(select(Host).where(Host.uri == op.uri))

@@ -147,6 +147,16 @@ class VmCreate(Flow):
             paths = ctx_result(ctx, 0)["paths"]
             with ctx.sessions.begin() as s:
                 host = get_host(s, op.host)
+                disks = [
+                    Disk(
+                        target=targets[i],
+                        path=paths[i],
+                        size_bytes=d.size_mib * MIB,
+                        pool=d.pool,
+                        shared=is_shared_path(host, paths[i]),
+                    )
+                    for i, d in enumerate(op.disks)
+                ]
                 vm = Vm(
                     name=op.name,
                     uuid=op.uuid,
@@ -160,17 +170,8 @@ class VmCreate(Flow):
                     initrd=op.initrd,
                     cmdline=op.cmdline,
                     networks=list(op.networks),
+                    disks=disks,
                 )
-                vm.disks = [
-                    Disk(
-                        target=targets[i],
-                        path=paths[i],
-                        size_bytes=d.size_mib * MIB,
-                        pool=d.pool,
-                        shared=is_shared_path(host, paths[i]),
-                    )
-                    for i, d in enumerate(op.disks)
-                ]
                 s.add(vm)
             return None
 
