@@ -19,8 +19,9 @@ FINAL = {"Completed", "Terminated", "Killed", "Exception"}
 
 
 def make_settings(root: Path) -> Settings:
-    return Settings(home=root / "home", db_url=f"sqlite:///{root}/whimbrel.db",
-                    api_url="http://testserver")
+    return Settings(
+        home=root / "home", db_url=f"sqlite:///{root}/whimbrel.db", api_url="http://testserver"
+    )
 
 
 @pytest.fixture
@@ -79,3 +80,65 @@ class Api:
 @pytest.fixture
 def api(manager: Manager) -> Api:
     return Api(manager)
+
+
+# -- the real lab -------------------------------------------------------------
+
+LAB_ROOT = Path("/var/tmp/whimbrel-test-lab")
+
+
+def _lab_missing() -> str:
+    import os
+    import shutil
+
+    from whimbrel.lab.lab import REQUIRED_TOOLS
+
+    if os.geteuid() != 0:
+        return "the lab needs root"
+    missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
+    return f"missing: {', '.join(missing)} (run 'make deps')" if missing else ""
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A lab of its own for the tests (name 't', 10.78.0.0/16), torn down at the end."""
+    import os
+
+    from whimbrel.lab.lab import Lab
+    from whimbrel.lab.topology import LabSpec
+
+    why = _lab_missing()
+    if why:
+        if os.environ.get("WHIMBREL_REQUIRE_LAB"):
+            pytest.fail(f"the lab tests must run here but cannot: {why}")
+        pytest.skip(why)
+    root = tmp_path_factory.mktemp("labmgr")
+    lab = Lab(LabSpec(name="t", root=LAB_ROOT, octet=78), make_settings(root))
+    lab.down(say=lambda _m: None)  # leftovers of an interrupted run
+    lab.up(say=lambda _m: None)
+    yield lab
+    lab.down(say=lambda _m: None)
+
+
+@pytest.fixture(scope="session")
+def lab_manager(lab: Any) -> Iterator[Manager]:
+    """One manager over the test lab, with its clusters and hosts registered."""
+    m = Manager(lab.settings, monitor_period_s=2.0)
+    m.start()
+    api = Api(m)
+    from whimbrel.lab.topology import shared_dir
+
+    for cluster in lab.spec.clusters:
+        api.ok("POST", "/clusters", {"name": cluster, "shared_paths": [shared_dir(cluster)]})
+    for h in lab.spec.hosts:
+        api.ok("POST", "/hosts", {"name": h.name, "uri": h.uri, "cluster": h.cluster})
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def lab_api(lab_manager: Manager) -> Iterator[Api]:
+    api = Api(lab_manager)
+    yield api
+    for vm in api.call("GET", "/vms").json():  # each test leaves the lab as it found it
+        api.job("DELETE", f"/vms/{vm['name']}", params={"force": True})

@@ -17,6 +17,7 @@ from whimbrel.connections import ConnectionPool, Opener
 from whimbrel.drivers import open_host
 from whimbrel.jobs.flows import registry
 from whimbrel.jobs.runner import JobRunner
+from whimbrel.monitor import InventoryMonitor
 from whimbrel.store.db import open_store
 
 
@@ -33,17 +34,26 @@ def ensure_token(path: Path) -> str:
 
 
 class Manager:
-    def __init__(self, settings: Settings, opener: Opener | None = None, workers: int = 16):
+    def __init__(
+        self,
+        settings: Settings,
+        opener: Opener | None = None,
+        workers: int = 16,
+        monitor_period_s: float = 5.0,
+    ):
         self.settings = settings
         self.sessions: sessionmaker[Session] = open_store(settings.db_url)
         self.token = ensure_token(settings.token_file)
         pki = settings.client_pki_dir
         self.conns = ConnectionPool(self.sessions, opener or (lambda uri: open_host(uri, pki)))
         self.runner = JobRunner(self.sessions, registry(), self.conns, workers=workers)
+        self.monitor = InventoryMonitor(self.sessions, self.conns, monitor_period_s)
 
     def start(self) -> None:
         self.runner.start()
+        self.monitor.start()
 
     def stop(self) -> None:
+        self.monitor.stop()
         self.runner.stop()
         self.conns.close()

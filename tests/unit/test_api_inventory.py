@@ -58,7 +58,10 @@ def test_bad_names_and_uris(api: Api) -> None:
         "E_INVALID_HOST_URI",
     )
     assert api.error("POST", "/hosts", {"name": 3}) == (400, "E_INVALID_REQUEST")
-    assert api.error("POST", "/clusters", {"name": "c", "reserve": -1}) == (400, "E_INVALID_RESERVE")
+    assert api.error("POST", "/clusters", {"name": "c", "reserve": -1}) == (
+        400,
+        "E_INVALID_RESERVE",
+    )
     assert _hosts(api) == []
 
 

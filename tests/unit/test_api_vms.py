@@ -19,8 +19,13 @@ def hosts(api: Api) -> Api:
 
 
 def _vm(name: str = "v1", host: str = "f1", **kw: object) -> dict[str, object]:
-    body: dict[str, object] = {"name": name, "host": host, "memory_mib": 512,
-                               "disks": [{"size_mib": 64, "pool": "csv"}], "networks": ["vm-net"]}
+    body: dict[str, object] = {
+        "name": name,
+        "host": host,
+        "memory_mib": 512,
+        "disks": [{"size_mib": 64, "pool": "csv"}],
+        "networks": ["vm-net"],
+    }
     body.update(kw)
     return body
 
@@ -94,8 +99,9 @@ def test_failed_start_rolls_the_create_back(hosts: Api, fleet: FakeFleet) -> Non
     from whimbrel.domain.vm import DiskSpec, DomainSpec
 
     intruder = fleet.open("fake://f2")
-    intruder.define(DomainSpec("rogue", "u", 64, 1, "kvm", "pc",
-                               disks=(DiskSpec("/srv/csv/v2-vda.qcow2"),)))
+    intruder.define(
+        DomainSpec("rogue", "u", 64, 1, "kvm", "pc", disks=(DiskSpec("/srv/csv/v2-vda.qcow2"),))
+    )
     intruder.start("rogue")
     job = api.job("POST", "/vms", _vm(name="v2"))
     assert job["state"] == "Exception" and job["rollback"] == "clean"
@@ -106,7 +112,9 @@ def test_failed_start_rolls_the_create_back(hosts: Api, fleet: FakeFleet) -> Non
     assert [v["name"] for v in api.call("GET", "/vms").json()] == ["v1"]
 
 
-def test_restart_of_the_manager_loses_nothing(hosts: Api, settings: object, fleet: FakeFleet) -> None:
+def test_restart_of_the_manager_loses_nothing(
+    hosts: Api, settings: object, fleet: FakeFleet
+) -> None:
     from tests.conftest import Api as A
     from whimbrel.manager import Manager
 
@@ -123,3 +131,23 @@ def test_restart_of_the_manager_loses_nothing(hosts: Api, settings: object, flee
         api.ok("POST", "/vms/v1/stop", {"force": True})
     finally:
         again.stop()
+
+
+def test_monitor_follows_what_hosts_report(hosts: Api, fleet: FakeFleet) -> None:
+    api = hosts
+    api.ok("POST", "/vms", _vm())
+    fleet.open("fake://f1").power_off("v1")  # the guest powered itself off
+    api.manager.monitor.poll_once()
+    assert api.call("GET", "/vms/v1").json()["state"] == "stopped"
+    fleet.hosts["f1"].domains.clear()  # someone undefined it behind Whimbrel's back
+    api.manager.monitor.poll_once()
+    assert api.call("GET", "/vms/v1").json()["state"] == "missing"
+    fleet.hosts["f2"].up = False
+    api.manager.monitor.poll_once()
+    h2 = api.call("GET", "/hosts/f2").json()
+    assert h2["state"] == "unreachable" and "does not answer" in h2["state_reason"]
+    fleet.hosts["f2"].up = True
+    api.manager.monitor.poll_once()
+    assert api.call("GET", "/hosts/f2").json()["state"] == "connected"
+    api.ok("DELETE", "/vms/v1")  # a missing VM can still be cleaned up
+    assert api.call("GET", "/vms").json() == []

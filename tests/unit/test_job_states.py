@@ -63,6 +63,13 @@ def test_every_job_state_is_reachable_from_new_and_can_end() -> None:
 def test_job_states_are_hyperv_jobstate_names() -> None:
     # Msvm_ConcreteJob.JobState 2..10, in order.
     assert [s.value for s in JobState] == [
-        "New", "Starting", "Running", "Suspended", "ShuttingDown",
-        "Completed", "Terminated", "Killed", "Exception",
+        "New",
+        "Starting",
+        "Running",
+        "Suspended",
+        "ShuttingDown",
+        "Completed",
+        "Terminated",
+        "Killed",
+        "Exception",
     ]

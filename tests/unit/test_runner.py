@@ -68,14 +68,20 @@ class ScriptFlow(Flow):
 def _runner(settings: Settings) -> tuple[JobRunner, Script]:
     ScriptFlow.script = Script()
     sessions = open_store(settings.db_url)
-    runner = JobRunner(sessions, FlowRegistry([ScriptFlow()]), ConnectionPool(sessions, FakeFleet().open))
+    runner = JobRunner(
+        sessions, FlowRegistry([ScriptFlow()]), ConnectionPool(sessions, FakeFleet().open)
+    )
     return runner, ScriptFlow.script
 
 
 def _steps(runner: JobRunner, job_id: int) -> list[str]:
     with runner.sessions() as s:
-        return [r.state for r in s.scalars(select(JobStep).where(JobStep.job_id == job_id)
-                                           .order_by(JobStep.index))]
+        return [
+            r.state
+            for r in s.scalars(
+                select(JobStep).where(JobStep.job_id == job_id).order_by(JobStep.index)
+            )
+        ]
 
 
 def test_steps_run_in_order_and_percent_never_goes_back(settings: Settings) -> None:

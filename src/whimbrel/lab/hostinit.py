@@ -34,7 +34,7 @@ def private_dev(stash: str, hide: list[str]) -> None:
     mount("--rbind", "/dev", stash)
     mount("-t", "tmpfs", "-o", "mode=0755,size=64k", "tmpfs", "/dev")
     for entry in sorted(os.listdir(stash)):
-        if entry in hide:
+        if entry in hide or entry in ("pts", "ptmx"):
             continue
         src, dst = Path(stash) / entry, Path("/dev") / entry
         if src.is_symlink():
@@ -45,6 +45,10 @@ def private_dev(stash: str, hide: list[str]) -> None:
         else:
             dst.touch()
             mount("--bind", str(src), str(dst))
+    # A bind-mounted ptmx cannot find its devpts; the host gets its own instance.
+    Path("/dev/pts").mkdir()
+    mount("-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=0620", "devpts", "/dev/pts")
+    Path("/dev/ptmx").symlink_to("pts/ptmx")
 
 
 def main(plan_file: str) -> None:

@@ -19,6 +19,7 @@ from whimbrel.errors import (
 )
 
 _UNTRUSTED_SERVER = (
+    "Failed to verify peer's certificate",
     "hasn't got a known issuer",
     "certificate is not trusted",
     "signer not found",
@@ -28,7 +29,10 @@ _UNTRUSTED_SERVER = (
     "is not valid for",
 )
 _MISSING_CLIENT_CREDS = ("Cannot read CA certificate", "Cannot read client", "Cannot access CA")
+# The host checks the client's certificate after the handshake and hangs up
+# when it does not trust it: the client then fails to read the confirmation.
 _REJECTED_CLIENT = (
+    "Unable to read TLS confirmation",
     "Client's Distinguished Name is not on the list",
     "peer did not send any certificate",
 )
@@ -43,6 +47,7 @@ _UNREACHABLE = (
     "Broken pipe",
     "End of file while reading data",
     "client socket is closed",
+    "Unable to resolve address",
 )
 
 
@@ -59,6 +64,14 @@ def connect_error(uri: str, exc: libvirt.libvirtError) -> WhimbrelError:
             f"the manager has no usable TLS client certificate to reach {uri}",
             "run 'whimbrel pki init' (or 'whimbrel lab up' in the lab), or point the URI's "
             "pkipath= at a directory holding cacert.pem, clientcert.pem and clientkey.pem",
+            msg,
+        )
+    if "Our own certificate" in msg:
+        return HostUntrusted(
+            "E_MANAGER_CERT_INVALID",
+            "the manager's own client certificate does not validate against its CA file",
+            "issue the manager's client certificate from the CA in cacert.pem "
+            "(whimbrel pki init writes a matching pair)",
             msg,
         )
     if _has(msg, _UNTRUSTED_SERVER):

@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.vm import BootSpec, DiskSpec, DomainSpec, VmState, check_name
-from whimbrel.errors import InsufficientResources, InvalidInput, WrongState, already_exists
+from whimbrel.errors import (
+    InsufficientResources,
+    InvalidInput,
+    NotFound,
+    WrongState,
+    already_exists,
+)
 from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmCreate, OpVmDelete, OpVmRestore, OpVmSave, OpVmStart, OpVmStop
@@ -356,7 +362,10 @@ class VmDelete(_OneVm):
         def power_off(ctx: JobContext) -> StepResult:
             """Undo: start the VM again if it was running."""
             h = _host_name(ctx, op.name)
-            was = ctx.driver(h).domain(op.name).state
+            try:
+                was = ctx.driver(h).domain(op.name).state
+            except NotFound:  # already gone from its host: nothing to power off
+                return {"host": h, "was": str(VmState.MISSING)}
             ctx.driver(h).power_off(op.name)
             return {"host": h, "was": str(was)}
 

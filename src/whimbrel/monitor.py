@@ -1,0 +1,83 @@
+"""Keeps the store's view of hosts and VMs true to what the hosts report.
+
+Every few seconds each host is asked for its domains; a host that does not
+answer is marked unreachable (with libvirt's reason) and its VMs 'unknown', a
+VM its host no longer knows becomes 'missing'.  VMs that a running job holds
+are left to that job.  The HA monitor of a later release builds on this.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from whimbrel.connections import ConnectionPool
+from whimbrel.domain.job import FINAL_JOB_STATES
+from whimbrel.domain.vm import VmState
+from whimbrel.errors import WhimbrelError
+from whimbrel.store.models import Host, Job, Vm
+
+log = logging.getLogger(__name__)
+
+
+class InventoryMonitor:
+    def __init__(
+        self, sessions: sessionmaker[Session], conns: ConnectionPool, period_s: float = 5.0
+    ):
+        self.sessions = sessions
+        self.conns = conns
+        self.period_s = period_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="inventory-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period_s):
+            try:
+                self.poll_once()
+            except Exception:  # the monitor must outlive any one bad answer
+                log.exception("inventory poll failed")
+
+    def _busy_vms(self, s: Session) -> set[str]:
+        locks = s.scalars(select(Job.locks).where(Job.state.not_in(list(FINAL_JOB_STATES))))
+        return {lk.split(":", 1)[1] for ls in locks for lk in ls if lk.startswith("vm:")}
+
+    def poll_once(self) -> None:
+        with self.sessions() as s:
+            hosts = [(h.name, h.uri) for h in s.scalars(select(Host))]
+        for name, uri in hosts:
+            try:
+                domains = {d.name: d.state for d in self.conns.for_uri(uri).list_domains()}
+            except WhimbrelError as exc:
+                self.conns.drop(uri)
+                self._mark(name, "unreachable", f"{exc.cause} ({exc.detail})"[:500], None)
+                continue
+            self._mark(name, "connected", "", domains)
+
+    def _mark(self, host: str, state: str, reason: str, domains: dict[str, VmState] | None) -> None:
+        with self.sessions.begin() as s:
+            row = s.scalar(select(Host).where(Host.name == host))
+            if row is None:
+                return
+            if row.state != state:
+                log.warning("host %s is now %s %s", host, state, reason)
+            row.state, row.state_reason = state, reason
+            busy = self._busy_vms(s)
+            for vm in s.scalars(select(Vm).where(Vm.host_id == row.id)):
+                if vm.name in busy:
+                    continue
+                new = VmState.UNKNOWN if domains is None else domains.get(vm.name, VmState.MISSING)
+                if vm.state != new:
+                    log.info("VM %s on %s: %s -> %s", vm.name, host, vm.state, new)
+                    vm.state = new

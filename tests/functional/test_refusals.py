@@ -1,0 +1,92 @@
+"""What the lab's real hosts refuse: a second writer of a disk, untrusted TLS, dead URIs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Api
+from tests.functional.test_lifecycle import lab_vm, wait_heartbeat
+from whimbrel.domain.vm import DiskSpec, DomainSpec
+from whimbrel.drivers import open_host
+from whimbrel.drivers.libvirt.driver import LibvirtHost
+from whimbrel.errors import HostUnreachable, HostUntrusted, LockConflict
+from whimbrel.lab.lab import Lab
+from whimbrel.pki import CertificateAuthority, write_client_bundle
+
+pytestmark = pytest.mark.lab
+
+
+def test_second_start_of_a_shared_disk_is_refused(lab: Lab, lab_api: Api) -> None:
+    """The disk lease on shared storage stops a second host from opening the disk."""
+    api = lab_api
+    api.ok("POST", "/vms", lab_vm("owner", "h1", "csv-alpha"))
+    first = wait_heartbeat(api, "owner")
+    disk = api.call("GET", "/vms/owner").json()["disks"][0]["path"]
+    leases = list((lab.spec.cluster_dir("alpha") / "shared/leases").iterdir())
+    assert leases, "virtlockd keeps its leases on the cluster's shared storage"
+
+    h2 = LibvirtHost.open(lab.spec.host("h2").uri, lab.settings.client_pki_dir)
+    intruder = DomainSpec(
+        name="intruder",
+        uuid="5e6f1d9c-0000-4000-8000-00000000beef",
+        memory_mib=128,
+        vcpus=1,
+        virt_type="qemu",
+        machine="pc",
+        disks=(DiskSpec(disk),),
+    )
+    h2.define(intruder)
+    try:
+        with pytest.raises(LockConflict) as info:
+            h2.start("intruder")
+        assert info.value.code == "E_DISK_LOCKED"
+        assert "lock" in info.value.detail.lower()
+        assert h2.domain("intruder").state == "stopped"
+    finally:
+        h2.undefine("intruder")
+        h2.close()
+    later = wait_heartbeat(api, "owner", above=first["counter"])
+    assert later["writer"] == first["writer"], "the owner kept running, alone"
+
+
+def _rogue_bundle(tmp_path: Path) -> Path:
+    rogue = CertificateAuthority.load_or_create(tmp_path / "rogue-ca", cn="Rogue CA")
+    write_client_bundle(rogue, tmp_path / "rogue")
+    return tmp_path / "rogue"
+
+
+def test_host_with_untrusted_certificate(lab: Lab, lab_api: Api, tmp_path: Path) -> None:
+    rogue = _rogue_bundle(tmp_path)
+    uri = f"{lab.spec.host('h1').uri}?pkipath={rogue}"
+    with pytest.raises(HostUntrusted) as info:
+        open_host(uri)
+    assert info.value.code == "E_HOST_CERT_UNTRUSTED"
+    job = lab_api.job("POST", "/hosts", {"name": "rogue", "uri": uri})
+    assert job["state"] == "Exception" and job["error"]["code"] == "E_HOST_CERT_UNTRUSTED"
+    assert "rogue" not in [h["name"] for h in lab_api.call("GET", "/hosts").json()]
+
+
+def test_host_refuses_a_client_it_does_not_trust(lab: Lab, tmp_path: Path) -> None:
+    """The manager trusts the host, but the host does not trust the manager's certificate."""
+    rogue = _rogue_bundle(tmp_path)
+    mixed = tmp_path / "mixed"
+    shutil.copytree(rogue, mixed)
+    # Trusts both CAs itself, so only the host's check of the client can fail.
+    ours = (lab.settings.client_pki_dir / "cacert.pem").read_bytes()
+    (mixed / "cacert.pem").write_bytes(ours + (rogue / "cacert.pem").read_bytes())
+    with pytest.raises(HostUntrusted) as info:
+        open_host(f"{lab.spec.host('h1').uri}?pkipath={mixed}")
+    assert info.value.code == "E_HOST_REJECTS_MANAGER"
+
+
+def test_uri_that_does_not_answer(lab: Lab, lab_api: Api) -> None:
+    uri = f"qemu+tls://{lab.spec.host('h1').mgmt_ip}:16599/system"
+    with pytest.raises(HostUnreachable) as info:
+        open_host(uri, lab.settings.client_pki_dir)
+    assert info.value.code == "E_HOST_UNREACHABLE"
+    job = lab_api.job("POST", "/hosts", {"name": "ghost", "uri": uri})
+    assert job["error"]["code"] == "E_HOST_UNREACHABLE" and job["rollback"] == "clean"
+    assert "ghost" not in [h["name"] for h in lab_api.call("GET", "/hosts").json()]
