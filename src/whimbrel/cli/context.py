@@ -18,6 +18,17 @@ def settings() -> Settings:
     return load()
 
 
-@cache
+_client: Client | None = None
+
+
 def client() -> Client:
-    return Client(settings())
+    """The API client, made on first use (tests put their own in ``use_client``)."""
+    global _client
+    if _client is None:
+        _client = Client(settings())
+    return _client
+
+
+def use_client(c: Client | None) -> None:
+    global _client
+    _client = c

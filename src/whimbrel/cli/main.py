@@ -28,11 +28,13 @@ app.command("serve")(serve)
 
 
 def report(exc: WhimbrelError) -> int:
-    err.print(f"[bold red]error {exc.code}[/]: {exc.cause}", highlight=False)
+    err.print(f"[bold red]error {exc.code}[/]: {exc.cause}", highlight=False, soft_wrap=True)
     if exc.fix:
-        err.print(f"  [bold]fix[/]: {exc.fix}", highlight=False)
+        err.print(f"  [bold]fix[/]: {exc.fix}", highlight=False, soft_wrap=True)
     if exc.detail:
-        err.print(f"  detail: {exc.detail.strip()[:1500]}", highlight=False, markup=False)
+        err.print(
+            f"  detail: {exc.detail.strip()[:1500]}", highlight=False, markup=False, soft_wrap=True
+        )
     return exit_code(exc)
 
 

@@ -1,0 +1,167 @@
+"""One suite, every driver: the fake fleet and real libvirt hosts in the lab.
+
+Each driver gets two hosts that share one storage pool, the way a cluster's
+nodes share its CSV.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from whimbrel.domain.vm import BootSpec, DiskSpec, DomainSpec, VmState
+from whimbrel.drivers.base import HostDriver
+from whimbrel.drivers.fake import FakeFleet
+from whimbrel.errors import Conflict, LockConflict, NotFound
+from whimbrel.lab.topology import GUEST_DIR
+
+
+@dataclass
+class Pair:
+    a: HostDriver
+    b: HostDriver
+    shared_pool: str
+    virt_type: str
+    boot: BootSpec
+    real: bool
+
+
+@pytest.fixture(params=["fake", "libvirt"])
+def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
+    if request.param == "fake":
+        fleet = FakeFleet()
+        for n in ("a", "b"):
+            fleet.add_host(n, pools={"local": f"/srv/{n}", "csv": "/srv/csv"})
+        yield Pair(fleet.open("fake://a"), fleet.open("fake://b"), "csv", "kvm", BootSpec(), False)
+        return
+    lab: Any = request.getfixturevalue("lab")
+    from whimbrel.drivers.libvirt.driver import LibvirtHost
+
+    a = LibvirtHost.open(lab.spec.host("h1").uri, lab.settings.client_pki_dir)
+    b = LibvirtHost.open(lab.spec.host("h2").uri, lab.settings.client_pki_dir)
+    virt = a.inventory().info.virt_types[0]
+    boot = BootSpec(
+        f"{GUEST_DIR}/vmlinuz",
+        f"{GUEST_DIR}/initrd.img",
+        "console=ttyS0 quiet panic=-1 workload_mib=4 workload_rate=1",
+    )
+    yield Pair(a, b, "csv-alpha", virt, boot, True)
+    a.close()
+    b.close()
+
+
+def _spec(p: Pair, name: str, disk: str) -> DomainSpec:
+    return DomainSpec(
+        name=name,
+        uuid=str(uuid.uuid4()),
+        memory_mib=128,
+        vcpus=1,
+        virt_type=p.virt_type,
+        machine="pc",
+        boot=p.boot,
+        disks=(DiskSpec(disk),),
+        console_log=f"/var/log/libvirt/qemu/{name}-console.log",
+    )
+
+
+def _wait(fn: Any, timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+def test_inventory(pair: Pair) -> None:
+    inv = pair.a.inventory()
+    assert inv.info.memory_mib > 0 and inv.info.cpus > 0
+    assert inv.info.virt_types and inv.info.virt_types[0] in ("kvm", "qemu")
+    assert any(m.startswith("pc-i440fx-") for m in inv.info.machine_types)
+    assert pair.shared_pool in {p.name for p in inv.pools}
+    assert "vm-net" in {n.name for n in inv.networks}
+    assert 0 < pair.a.free_memory_mib() <= inv.info.memory_mib
+    assert inv.info.uuid != pair.b.inventory().info.uuid
+
+
+def test_unknown_domain_is_not_found(pair: Pair) -> None:
+    with pytest.raises(NotFound) as info:
+        pair.a.domain("no-such-vm")
+    assert info.value.code == "E_DOMAIN_NOT_FOUND"
+    pair.a.undefine("no-such-vm")  # forgetting what is not there is fine
+    pair.a.delete_volume("/srv/nowhere.qcow2")
+
+
+def test_volume_and_domain_lifecycle(pair: Pair) -> None:
+    name = f"ct-{uuid.uuid4().hex[:6]}"
+    path = pair.a.create_volume(pair.shared_pool, f"{name}.qcow2", 8 << 20, "qcow2")
+    try:
+        with pytest.raises(Conflict):
+            pair.a.create_volume(pair.shared_pool, f"{name}.qcow2", 8 << 20, "qcow2")
+        pair.a.define(_spec(pair, name, path))
+        with pytest.raises(Conflict):
+            pair.a.define(_spec(pair, name, path))
+        assert pair.a.domain(name).state == VmState.STOPPED
+        assert name in {d.name for d in pair.a.list_domains()}
+
+        pair.a.start(name)
+        assert pair.a.domain(name).state == VmState.RUNNING
+        first = _wait(lambda: pair.a.heartbeat(name))
+        later = _wait(lambda: (h := pair.a.heartbeat(name)) and h.counter > first.counter and h)
+        assert later.counter > first.counter
+
+        pair.a.save(name)
+        info = pair.a.domain(name)
+        assert info.state == VmState.SAVED and info.has_saved_state
+        assert pair.a.heartbeat(name) is None
+        pair.a.start(name)  # resumes from the saved state
+        resumed = _wait(lambda: pair.a.heartbeat(name))
+        assert resumed.counter >= later.counter
+        assert not pair.a.domain(name).has_saved_state
+
+        pair.a.power_off(name)
+        assert pair.a.domain(name).state == VmState.STOPPED
+        pair.a.power_off(name)  # off already: not an error
+    finally:
+        if _exists(pair.a, name):
+            pair.a.power_off(name)
+        pair.a.undefine(name)
+        pair.a.delete_volume(path)
+    with pytest.raises(NotFound):
+        pair.a.domain(name)
+
+
+def test_a_disk_runs_in_one_domain_only(pair: Pair) -> None:
+    name = f"ct-{uuid.uuid4().hex[:6]}"
+    path = pair.a.create_volume(pair.shared_pool, f"{name}.qcow2", 8 << 20, "qcow2")
+    try:
+        pair.a.define(_spec(pair, name, path))
+        pair.b.define(_spec(pair, name + "-twin", path))
+        pair.a.start(name)
+        with pytest.raises(LockConflict) as info:
+            pair.b.start(name + "-twin")
+        assert info.value.code == "E_DISK_LOCKED"
+        assert pair.b.domain(name + "-twin").state == VmState.STOPPED
+        pair.a.power_off(name)
+        pair.b.start(name + "-twin")  # the lease is free once the owner stops
+        assert pair.b.domain(name + "-twin").state == VmState.RUNNING
+    finally:
+        for drv, n in ((pair.a, name), (pair.b, name + "-twin")):
+            if _exists(drv, n):
+                drv.power_off(n)
+                drv.undefine(n)
+        pair.a.delete_volume(path)
+
+
+def _exists(drv: HostDriver, name: str) -> bool:
+    try:
+        drv.domain(name)
+    except NotFound:
+        return False
+    return True

@@ -1,0 +1,113 @@
+"""The CLI against the API in process: tables, JSON, and errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import Api
+from whimbrel.cli import context
+from whimbrel.cli.client import Client
+from whimbrel.cli.main import app, report
+from whimbrel.config import Settings
+from whimbrel.errors import WhimbrelError
+
+GOLDEN = Path(__file__).parent.parent / "golden"
+
+
+@pytest.fixture
+def cli(api: Api, settings: Settings) -> Iterator[CliRunner]:
+    c = Client(settings)
+    c.http = api.http
+    context.use_client(c)
+    yield CliRunner(env={"COLUMNS": "110", "NO_COLOR": "1", "TERM": "dumb"})
+    context.use_client(None)
+
+
+def run(cli: CliRunner, *args: str) -> tuple[int, str, str]:
+    # Errors go through main()'s handler, as in the real entry point.
+    result = cli.invoke(app, list(args), catch_exceptions=True)
+    if isinstance(result.exception, WhimbrelError):
+        import io
+
+        buf = io.StringIO()
+        context.err.file = buf
+        try:
+            code = report(result.exception)
+        finally:
+            context.err.file = None  # type: ignore[assignment]
+        return code, result.stdout, buf.getvalue()
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_commands_and_tables(cli: CliRunner) -> None:
+    assert run(cli, "cluster", "create", "c1", "--shared-path", "/srv/csv")[0] == 0
+    code, out, _ = run(cli, "host", "add", "f1", "--uri", "fake://f1", "--cluster", "c1")
+    assert code == 0 and "host.add f1: Completed" in out
+    code, out, _ = run(cli, "host", "list")
+    golden = GOLDEN / "cli-host-list.txt"
+    if os.environ.get("WHIMBREL_REGENERATE") or not golden.exists():
+        golden.write_text(out)
+    assert out == golden.read_text()
+    code, out, _ = run(
+        cli, "vm", "create", "v1", "--host", "f1", "--disk-mib", "8", "--pool", "csv"
+    )
+    assert code == 0
+    code, out, _ = run(cli, "vm", "list")
+    assert "v1" in out and "running" in out and "HB " in out
+    assert run(cli, "vm", "stop", "v1", "--force")[0] == 0
+    code, out, _ = run(cli, "job", "list")
+    assert "vm.stop" in out and "Completed" in out
+    code, out, _ = run(cli, "job", "show", "1")
+    assert "cluster.create" in out and "create cluster c1" in out
+
+
+def test_json_on_read_commands(cli: CliRunner) -> None:
+    run(cli, "host", "add", "f1", "--uri", "fake://f1")
+    for args in (
+        ["host", "list"],
+        ["host", "show", "f1"],
+        ["cluster", "list"],
+        ["vm", "list"],
+        ["job", "list"],
+        ["job", "show", "1"],
+    ):
+        code, out, _ = run(cli, *args, "--json")
+        assert code == 0, args
+        json.loads(out)
+    assert json.loads(run(cli, "host", "show", "f1", "--json")[1])["pools"]
+
+
+def test_errors_print_code_cause_fix_and_exit_by_category(cli: CliRunner) -> None:
+    code, _, err = run(cli, "vm", "show", "nope")
+    assert code == 3
+    assert "error E_VM_NOT_FOUND" in err and "fix:" in err and "Traceback" not in err
+    run(cli, "host", "add", "f1", "--uri", "fake://f1")
+    code, _, err = run(cli, "host", "add", "f1", "--uri", "fake://f2")
+    assert code == 4 and "E_HOST_EXISTS" in err
+    run(cli, "vm", "create", "v1", "--host", "f1")
+    code, _, err = run(cli, "vm", "delete", "v1")
+    assert code == 5 and "E_VM_RUNNING" in err and "--force" in err
+    code, _, err = run(cli, "vm", "create", "v2", "--host", "f1", "--memory", "999999")
+    assert code == 6 and "E_NO_MEMORY" in err
+
+
+def test_failed_job_says_it_was_rolled_back(cli: CliRunner, fleet: object) -> None:
+    from whimbrel.drivers.fake import FakeFleet
+
+    assert isinstance(fleet, FakeFleet)
+    fleet.hosts["f3"].up = False
+    code, _, err = run(cli, "host", "add", "f3", "--uri", "fake://f3")
+    assert code == 7 and "E_HOST_UNREACHABLE" in err and "everything it had done was undone" in err
+
+
+def test_manager_down(settings: Settings) -> None:
+    down = Settings(settings.home, settings.db_url, "http://127.0.0.1:9")
+    with pytest.raises(WhimbrelError) as info:
+        Client(down).get("/hosts")
+    assert info.value.code == "E_MANAGER_DOWN" and "whimbrel serve" in info.value.fix

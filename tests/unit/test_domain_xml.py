@@ -1,0 +1,63 @@
+"""Domain XML against golden files (WHIMBREL_REGENERATE=1 rewrites them)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from whimbrel.domain.vm import BootSpec, DiskSpec, DomainSpec, Heartbeat
+from whimbrel.drivers.libvirt.xml import domain_xml, volume_xml
+
+GOLDEN = Path(__file__).parent.parent / "golden"
+
+SPECS = {
+    "lab-guest-tcg": DomainSpec(
+        name="demo-alpha",
+        uuid="6b1c7a52-3f0e-4e43-9a51-0c8f1d2e3b4a",
+        memory_mib=256,
+        vcpus=1,
+        virt_type="qemu",
+        machine="pc-i440fx-7.2",
+        boot=BootSpec(
+            "/srv/whimbrel/guest/vmlinuz",
+            "/srv/whimbrel/guest/initrd.img",
+            "console=ttyS0 quiet panic=-1 workload_mib=16 workload_rate=4",
+        ),
+        disks=(DiskSpec("/srv/whimbrel/shared/alpha/images/demo-alpha-vda.qcow2"),),
+        networks=("vm-net",),
+        console_log="/var/log/libvirt/qemu/demo-alpha-console.log",
+    ),
+    "disk-boot-kvm": DomainSpec(
+        name="web1",
+        uuid="0d5f0a8e-9b2c-4f1e-8e0a-7c6b5a4d3e2f",
+        memory_mib=4096,
+        vcpus=4,
+        virt_type="kvm",
+        machine="pc-i440fx-7.2",
+        disks=(DiskSpec("/srv/a.qcow2", "vda"), DiskSpec("/srv/b.qcow2", "vdb")),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_domain_xml_matches_golden(name: str) -> None:
+    got = domain_xml(SPECS[name])
+    path = GOLDEN / f"domain-{name}.xml"
+    if os.environ.get("WHIMBREL_REGENERATE") or not path.exists():
+        path.write_text(got)
+    assert got == path.read_text()
+
+
+def test_volume_xml() -> None:
+    assert '<capacity unit="bytes">67108864</capacity>' in volume_xml("v.qcow2", 64 << 20, "qcow2")
+    assert '<format type="qcow2" />' in volume_xml("v.qcow2", 1, "qcow2")
+
+
+def test_heartbeat_line_parses() -> None:
+    hb = Heartbeat.parse("HB 42 up=4.2 dirtied=16 pass=3 bad=0 disk=4 writer=ab12")
+    assert hb == Heartbeat(42, 4.2, 16, 3, 0, 4, "ab12")
+    assert Heartbeat.parse("WORKLOAD start mib=16") is None
+    assert Heartbeat.parse("HB x") is None
+    assert Heartbeat.parse("HB 1 up=zz") is None
