@@ -11,6 +11,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils busybox-static
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
   pkg-config gcc libc6-dev iproute2 util-linux mount
+  postgresql-15   # the tests prove the store on a real PostgreSQL server too
 )
 
 missing=()

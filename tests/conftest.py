@@ -24,9 +24,64 @@ def make_settings(root: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Every test on settings runs on SQLite and on a fresh PostgreSQL database."""
+    s = make_settings(tmp_path)
+    if request.param == "postgresql":
+        server: str = request.getfixturevalue("postgres")
+        return Settings(s.home, _fresh_database(server), s.api_url)
+    return s
+
+
+def _fresh_database(server: str) -> str:
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"dbname=postgres user=postgres host={server}", autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}")
+    return f"postgresql+psycopg://postgres@/{name}?host={server}"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL server on a unix socket; yields the socket directory."""
+    import glob
+    import os
+    import shutil
+    import subprocess
+
+    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not initdb or os.geteuid() != 0 or shutil.which("runuser") is None:
+        if os.environ.get("WHIMBREL_REQUIRE_LAB"):
+            pytest.fail("PostgreSQL tests must run here: install postgresql-15 (make deps)")
+        pytest.skip("no PostgreSQL server binaries")
+    bindir = Path(initdb[-1]).parent
+    import tempfile
+
+    # Not under pytest's tmp tree: that is root's alone, and the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="whimbrel-pg-"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    shutil.chown(root, "postgres")
+    shutil.chown(sock, "postgres")
+
+    def as_pg(*cmd: str) -> None:
+        proc = subprocess.run(
+            ["runuser", "-u", "postgres", "--", *cmd], capture_output=True, text=True
+        )
+        assert proc.returncode == 0, (cmd, proc.stdout, proc.stderr)
+
+    as_pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+    opts = f"-k {sock} -c listen_addresses='' -c fsync=off"
+    as_pg(
+        str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-l", str(root / "log"), "start"
+    )
+    yield str(sock)
+    as_pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+    shutil.rmtree(root)
 
 
 @pytest.fixture

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import typer
@@ -84,7 +84,15 @@ def _stop() -> None:
     except (OSError, ValueError):
         out.print("no background manager recorded")
         return
-    with contextlib.suppress(ProcessLookupError):
+    try:
         os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        s.pid_file.unlink(missing_ok=True)
+        out.print(f"manager (pid {pid}) was not running")
+        return
+    # Wait until it has exited, so that a restart right after finds the port free.
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
     s.pid_file.unlink(missing_ok=True)
     out.print(f"manager (pid {pid}) stopped")

@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -115,8 +124,8 @@ class StoragePool(Base):
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(255))
     path: Mapped[str] = mapped_column(String(4096))
-    capacity_bytes: Mapped[int] = mapped_column(default=0)
-    available_bytes: Mapped[int] = mapped_column(default=0)
+    capacity_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    available_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     active: Mapped[bool] = mapped_column(default=True)
     host: Mapped[Host] = relationship(back_populates="pools")
 
@@ -151,7 +160,7 @@ class Disk(Base):
     target: Mapped[str] = mapped_column(String(16))
     path: Mapped[str] = mapped_column(String(4096))
     fmt: Mapped[str] = mapped_column(String(16), default="qcow2")
-    size_bytes: Mapped[int] = mapped_column(default=0)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     pool: Mapped[str] = mapped_column(String(255), default="")
     shared: Mapped[bool] = mapped_column(default=False)
     vm: Mapped[Vm] = relationship(back_populates="disks")
