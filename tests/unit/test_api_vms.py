@@ -76,8 +76,8 @@ def test_refusals_for_bad_vm_input(hosts: Api) -> None:
     assert api.error("POST", "/vms", _vm(memory_mib=1)) == (400, "E_INVALID_SIZE")
     api.ok("POST", "/vms", _vm())
     assert api.error("POST", "/vms", _vm(host="f2")) == (409, "E_VM_EXISTS")
-    assert api.error("POST", "/vms/v1/start") == (409, "E_VM_STATE_START")
-    assert api.error("POST", "/vms/v1/restore") == (409, "E_VM_STATE_RESTOR")
+    assert api.error("POST", "/vms/v1/start") == (409, "E_VM_STATE")
+    assert api.error("POST", "/vms/v1/restore") == (409, "E_VM_STATE")
     assert [v["name"] for v in api.call("GET", "/vms").json()] == ["v1"]
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import ClassVar
 
+import pytest
 from sqlalchemy import select
 
 from whimbrel.config import Settings
@@ -74,6 +76,15 @@ def _runner(settings: Settings) -> tuple[JobRunner, Script]:
     return runner, ScriptFlow.script
 
 
+@pytest.fixture
+def running(settings: Settings) -> Iterator[tuple[JobRunner, Script]]:
+    """A started runner over the script flow, stopped after the test."""
+    runner, script = _runner(settings)
+    runner.start()
+    yield runner, script
+    runner.stop()
+
+
 def _steps(runner: JobRunner, job_id: int) -> list[str]:
     with runner.sessions() as s:
         return [
@@ -84,13 +95,9 @@ def _steps(runner: JobRunner, job_id: int) -> list[str]:
         ]
 
 
-def test_steps_run_in_order_and_percent_never_goes_back(settings: Settings) -> None:
-    runner, sc = _runner(settings)
-    runner.start()
-    try:
-        job = runner.wait(runner.submit(OpHostRefresh("a")))
-    finally:
-        runner.stop()
+def test_steps_run_in_order_and_percent_never_goes_back(running: tuple[JobRunner, Script]) -> None:
+    runner, sc = running
+    job = runner.wait(runner.submit(OpHostRefresh("a")))
     assert job.state == JobState.COMPLETED
     assert sc.log == ["a:do0", "a:do1", "a:do2"]
     assert job.percent == 100
@@ -99,14 +106,10 @@ def test_steps_run_in_order_and_percent_never_goes_back(settings: Settings) -> N
         assert [r.result for r in s.get_one(Job, job.id).steps] == [{"i": 0}, {"i": 1}, {"i": 2}]
 
 
-def test_failure_undoes_completed_steps_in_reverse(settings: Settings) -> None:
-    runner, sc = _runner(settings)
+def test_failure_undoes_completed_steps_in_reverse(running: tuple[JobRunner, Script]) -> None:
+    runner, sc = running
     sc.fail_do = {2}
-    runner.start()
-    try:
-        job = runner.wait(runner.submit(OpHostRefresh("a")))
-    finally:
-        runner.stop()
+    job = runner.wait(runner.submit(OpHostRefresh("a")))
     assert job.state == JobState.EXCEPTION
     assert job.rollback == "clean"
     assert job.error is not None and job.error["code"] == "E_TEST"
@@ -114,14 +117,10 @@ def test_failure_undoes_completed_steps_in_reverse(settings: Settings) -> None:
     assert _steps(runner, job.id) == ["undone", "undone", "failed"]
 
 
-def test_failing_undo_leaves_a_manual_fix_and_goes_on(settings: Settings) -> None:
-    runner, sc = _runner(settings)
+def test_failing_undo_leaves_a_manual_fix_and_goes_on(running: tuple[JobRunner, Script]) -> None:
+    runner, sc = running
     sc.fail_do, sc.fail_undo = {2}, {1}
-    runner.start()
-    try:
-        job = runner.wait(runner.submit(OpHostRefresh("a")))
-    finally:
-        runner.stop()
+    job = runner.wait(runner.submit(OpHostRefresh("a")))
     assert job.state == JobState.EXCEPTION
     assert job.rollback == "failed"
     assert "step 2 's1'" in job.manual_fix and "undo 1 broke" in job.manual_fix
@@ -129,43 +128,35 @@ def test_failing_undo_leaves_a_manual_fix_and_goes_on(settings: Settings) -> Non
     assert _steps(runner, job.id) == ["undone", "undo_failed", "failed"]
 
 
-def test_cancel_stops_between_steps_and_undoes(settings: Settings) -> None:
-    runner, sc = _runner(settings)
+def test_cancel_stops_between_steps_and_undoes(running: tuple[JobRunner, Script]) -> None:
+    runner, sc = running
     gate, entered = threading.Event(), threading.Event()
     sc.gate["a:1"], sc.entered["a:1"] = gate, entered
-    runner.start()
-    try:
-        job_id = runner.submit(OpHostRefresh("a"))
-        assert entered.wait(10)
-        runner.cancel(job_id)
-        gate.set()
-        job = runner.wait(job_id)
-    finally:
-        runner.stop()
+    job_id = runner.submit(OpHostRefresh("a"))
+    assert entered.wait(10)
+    runner.cancel(job_id)
+    gate.set()
+    job = runner.wait(job_id)
     assert job.state == JobState.TERMINATED
     assert sc.log == ["a:do0", "a:do1", "a:undo1", "a:undo0"]
 
 
-def test_jobs_sharing_a_lock_queue_instead_of_failing(settings: Settings) -> None:
-    runner, sc = _runner(settings)
+def test_jobs_sharing_a_lock_queue_instead_of_failing(running: tuple[JobRunner, Script]) -> None:
+    runner, sc = running
     gate, entered = threading.Event(), threading.Event()
     sc.gate["a:0"], sc.entered["a:0"] = gate, entered
-    runner.start()
-    try:
-        first = runner.submit(OpHostRefresh("a"))
-        assert entered.wait(10)
-        second = runner.submit(OpHostRefresh("a"))
-        other = runner.submit(OpHostRefresh("b"))
-        runner.wait(other)  # a different lock runs at once
-        with runner.sessions() as s:
-            queued = s.get_one(Job, second)
-            assert queued.state == JobState.NEW
-            assert "queued: position 1" in queued.message
-        gate.set()
-        assert runner.wait(first).state == JobState.COMPLETED
-        assert runner.wait(second).state == JobState.COMPLETED
-    finally:
-        runner.stop()
+    first = runner.submit(OpHostRefresh("a"))
+    assert entered.wait(10)
+    second = runner.submit(OpHostRefresh("a"))
+    other = runner.submit(OpHostRefresh("b"))
+    runner.wait(other)  # a different lock runs at once
+    with runner.sessions() as s:
+        queued = s.get_one(Job, second)
+        assert queued.state == JobState.NEW
+        assert "queued: position 1" in queued.message
+    gate.set()
+    assert runner.wait(first).state == JobState.COMPLETED
+    assert runner.wait(second).state == JobState.COMPLETED
     a_log = [e for e in sc.log if e.startswith("a:")]
     assert a_log == ["a:do0", "a:do1", "a:do2"] * 2
 

@@ -41,7 +41,7 @@ from whimbrel.ops import (
     OpVmStop,
 )
 from whimbrel.store.models import Cluster, Host, Job, Vm
-from whimbrel.store.repo import get_cluster, get_host, get_job, get_vm
+from whimbrel.store.repo import get_cluster, get_host, get_job, get_vm, vm_host_name
 
 bearer = HTTPBearer(auto_error=False)
 T = TypeVar("T")
@@ -196,7 +196,7 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
     @app.get("/api/v1/vms/{name}/heartbeat", dependencies=deps)
     def vm_heartbeat(name: str) -> dict[str, Any]:
         """The guest's newest heartbeat line, read live from its host."""
-        host = read(lambda s: (get_vm(s, name).host or Host(name="")).name)
+        host = read(lambda s: vm_host_name(s, name))
         if not host:
             return {"heartbeat": None}
         hb = manager.conns.for_host(host).heartbeat(name)

@@ -33,6 +33,11 @@ def get_vm(s: Session, name: str) -> Vm:
     return vm
 
 
+def vm_host_name(s: Session, name: str) -> str | None:
+    vm = get_vm(s, name)
+    return vm.host.name if vm.host is not None else None
+
+
 def get_job(s: Session, job_id: int) -> Job:
     job = s.get(Job, job_id)
     if job is None:

@@ -1,0 +1,97 @@
+"""Helpers every VM flow shares: the domain spec, memory check, state sync, start step."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from whimbrel.connections import ConnectionPool
+from whimbrel.domain.vm import BootSpec, DiskSpec, DomainSpec
+from whimbrel.errors import InsufficientResources, WrongState
+from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
+from whimbrel.store.models import Host, JobStep, Vm
+from whimbrel.store.repo import get_vm
+
+MIB = 1 << 20
+
+
+def pick_machine(machine_types: list[str]) -> str:
+    """The newest versioned i440fx machine type: fixed, so a guest keeps its ABI."""
+
+    def version(m: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", m))
+
+    versioned = [m for m in machine_types if re.fullmatch(r"pc-i440fx-\d+\.\d+", m)]
+    return max(versioned, key=version) if versioned else "pc"
+
+
+def spec_of(vm: Vm) -> DomainSpec:
+    return DomainSpec(
+        name=vm.name,
+        uuid=vm.uuid,
+        memory_mib=vm.memory_mib,
+        vcpus=vm.vcpus,
+        virt_type=vm.virt_type,
+        machine=vm.machine,
+        boot=BootSpec(vm.kernel, vm.initrd, vm.cmdline),
+        disks=tuple(DiskSpec(d.path, d.target, d.fmt, d.size_bytes, d.pool) for d in vm.disks),
+        networks=tuple(vm.networks),
+        console_log=f"/var/log/libvirt/qemu/{vm.name}-console.log",
+    )
+
+
+def check_memory(conns: ConnectionPool, host: Host, memory_mib: int) -> None:
+    free = conns.for_host(host.name).free_memory_mib()
+    if memory_mib > free:
+        raise InsufficientResources(
+            "E_NO_MEMORY",
+            f"the VM needs {memory_mib} MiB but host {host.name} has {free} MiB free",
+            "give the VM less memory, stop VMs on that host, or choose another host",
+        )
+
+
+def sync_state(ctx: JobContext, host: str, name: str) -> str:
+    state = ctx.driver(host).domain(name).state
+    with ctx.sessions.begin() as s:
+        get_vm(s, name).state = state
+    return str(state)
+
+
+def host_of(s: Session, name: str) -> str:
+    vm = get_vm(s, name)
+    if vm.host is None:
+        raise WrongState(
+            "E_VM_NO_HOST", f"VM {name} is not placed on any host", "recreate it on a host"
+        )
+    return vm.host.name
+
+
+def ctx_result(ctx: JobContext, index: int) -> dict[str, list[str]]:
+    """The persisted result of an earlier step of the same job."""
+    with ctx.sessions() as s:
+        row = s.scalars(
+            select(JobStep).where(JobStep.job_id == ctx.job_id, JobStep.index == index)
+        ).one()
+        return dict(row.result or {})
+
+
+def start_step(name: str, host: str | None = None) -> Step:
+    def start(ctx: JobContext) -> StepResult:
+        """Undo: power the VM off again."""
+        h = host or host_name(ctx, name)
+        ctx.driver(h).start(name)
+        return {"host": h, "state": sync_state(ctx, h, name)}
+
+    def stop(ctx: JobContext, r: StepResult) -> None:
+        h = (r or {}).get("host") or host or host_name(ctx, name)
+        ctx.driver(h).power_off(name)
+        sync_state(ctx, h, name)
+
+    return FnStep("start", f"start VM {name}", start, stop)
+
+
+def host_name(ctx: JobContext, name: str) -> str:
+    with ctx.sessions() as s:
+        return host_of(s, name)

@@ -1,0 +1,159 @@
+"""Create a VM: disk images, inventory record, definition on the host, first start."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from dataclasses import replace
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from whimbrel.connections import ConnectionPool
+from whimbrel.domain.vm import VmState, check_name
+from whimbrel.errors import InvalidInput, WrongState, already_exists
+from whimbrel.jobs.flow import Flow
+from whimbrel.jobs.flows.vm_common import (
+    MIB,
+    check_memory,
+    ctx_result,
+    pick_machine,
+    spec_of,
+    start_step,
+)
+from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
+from whimbrel.ops import OpVmCreate
+from whimbrel.store.models import Disk, Vm
+from whimbrel.store.repo import get_host, get_vm, is_shared_path
+
+
+class VmCreate(Flow):
+    op_type = OpVmCreate
+
+    def locks(self, op: OpVmCreate) -> list[str]:
+        return [f"vm:{op.name}"]
+
+    def prepare(self, op: OpVmCreate) -> OpVmCreate:
+        return op if op.uuid else replace(op, uuid=str(uuidlib.uuid4()))
+
+    def validate(self, op: OpVmCreate, s: Session, conns: ConnectionPool) -> None:
+        check_name("vm", op.name)
+        if s.scalar(select(Vm).where(Vm.name == op.name)) is not None:
+            raise already_exists("vm", op.name)
+        if op.memory_mib < 16 or op.vcpus < 1:
+            raise InvalidInput(
+                "E_INVALID_SIZE",
+                f"{op.memory_mib} MiB and {op.vcpus} vCPUs is not a VM",
+                "give at least 16 MiB of memory and 1 vCPU",
+            )
+        host = get_host(s, op.host)
+        pools = {p.name for p in host.pools}
+        for d in op.disks:
+            if d.pool not in pools:
+                raise InvalidInput(
+                    "E_POOL_NOT_FOUND",
+                    f"host {op.host} has no storage pool {d.pool!r}",
+                    "choose one of: " + ", ".join(sorted(pools)),
+                )
+            if d.size_mib < 1:
+                raise InvalidInput(
+                    "E_INVALID_SIZE", "a disk needs at least 1 MiB", "give --disk-mib"
+                )
+        nets = {n.name for n in host.networks}
+        for n in op.networks:
+            if n not in nets:
+                raise InvalidInput(
+                    "E_NETWORK_NOT_FOUND",
+                    f"host {op.host} has no network {n!r}",
+                    "choose one of: " + ", ".join(sorted(nets)),
+                )
+        if not host.virt_type:
+            raise WrongState(
+                "E_HOST_NO_VIRT",
+                f"host {op.host} offers no x86_64 domain type",
+                "install QEMU on the host, then 'whimbrel host refresh'",
+            )
+        check_memory(conns, host, op.memory_mib)
+
+    def steps(self, op: OpVmCreate) -> list[Step]:
+        targets = [f"vd{chr(ord('a') + i)}" for i in range(len(op.disks))]
+
+        def volumes(ctx: JobContext) -> StepResult:
+            """Undo: delete the disk images it created."""
+            drv = ctx.driver(op.host)
+            paths: list[str] = []
+            try:
+                for i, d in enumerate(op.disks):
+                    name = f"{op.name}-{targets[i]}.qcow2"
+                    paths.append(drv.create_volume(d.pool, name, d.size_mib * MIB, "qcow2"))
+            except BaseException:
+                for p in paths:
+                    drv.delete_volume(p)
+                raise
+            return {"paths": paths}
+
+        def unvolumes(ctx: JobContext, r: StepResult) -> None:
+            for p in (r or {}).get("paths", []):
+                ctx.driver(op.host).delete_volume(p)
+
+        def record(ctx: JobContext) -> StepResult:
+            """Undo: delete the VM's row.  Runs before 'define' so the spec comes from the store."""
+            paths = ctx_result(ctx, 0)["paths"]
+            with ctx.sessions.begin() as s:
+                host = get_host(s, op.host)
+                disks = [
+                    Disk(
+                        target=targets[i],
+                        path=paths[i],
+                        size_bytes=d.size_mib * MIB,
+                        pool=d.pool,
+                        shared=is_shared_path(host, paths[i]),
+                    )
+                    for i, d in enumerate(op.disks)
+                ]
+                vm = Vm(
+                    name=op.name,
+                    uuid=op.uuid,
+                    host=host,
+                    state=VmState.STOPPED,
+                    memory_mib=op.memory_mib,
+                    vcpus=op.vcpus,
+                    virt_type=host.virt_type,
+                    machine=pick_machine(host.machine_types),
+                    kernel=op.kernel,
+                    initrd=op.initrd,
+                    cmdline=op.cmdline,
+                    networks=list(op.networks),
+                    disks=disks,
+                )
+                s.add(vm)
+            return None
+
+        def unrecord(ctx: JobContext, _r: StepResult) -> None:
+            with ctx.sessions.begin() as s:
+                vm = s.scalar(select(Vm).where(Vm.uuid == op.uuid))
+                if vm is not None:
+                    s.delete(vm)
+
+        def define(ctx: JobContext) -> StepResult:
+            """Undo: undefine the domain on the host."""
+            with ctx.sessions() as s:
+                spec = spec_of(get_vm(s, op.name))
+            ctx.driver(op.host).define(spec)
+            return None
+
+        def undefine(ctx: JobContext, _r: StepResult) -> None:
+            ctx.driver(op.host).undefine(op.name)
+
+        steps: list[Step] = [
+            FnStep(
+                "create-disks",
+                f"create {len(op.disks)} disk image(s) on {op.host}",
+                volumes,
+                unvolumes,
+            ),
+            FnStep("record", f"record VM {op.name} in the inventory", record, unrecord),
+            FnStep("define", f"define VM {op.name} on host {op.host}", define, undefine),
+        ]
+        if op.start:
+            steps.append(start_step(op.name, op.host))
+        return steps
