@@ -47,16 +47,15 @@ def host_list(json: bool = JSON) -> None:
     table(
         out,
         "Hosts",
-        ["NAME", "CLUSTER", "STATE", "URI", "CPU", "MEMORY", "FREE", "VIRT", "VMS"],
+        ["NAME", "CLUSTER", "STATE", "URI", "CPUS", "FREE/TOTAL MEMORY", "VIRT", "VMS"],
         [
             [
                 h["name"],
                 h["cluster"] or "-",
                 h["state"],
                 h["uri"],
-                f"{h['cpus']}x {h['cpu_model']}",
-                mib(h["memory_mib"]),
-                mib(h["free_memory_mib"]),
+                f"{h['cpus']} {h['cpu_model']}",
+                f"{mib(h['free_memory_mib'])} / {mib(h['memory_mib'])}",
                 h["virt_type"],
                 h["vms"],
             ]

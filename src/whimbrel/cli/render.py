@@ -16,8 +16,10 @@ def emit_json(console: Console, data: Any) -> None:
 
 def table(console: Console, title: str, cols: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     t = Table(title=title, title_justify="left", header_style="bold")
-    for c in cols:
-        t.add_column(c)
+    first = max((len(str(r[0])) for r in rows), default=0)
+    for i, c in enumerate(cols):
+        # The first column names the object: never cut it, wrap the others instead.
+        t.add_column(c, no_wrap=i == 0, min_width=max(first, len(c)) if i == 0 else None)
     for r in rows:
         t.add_row(*("" if v is None else str(v) for v in r))
     console.print(t)
