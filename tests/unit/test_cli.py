@@ -21,12 +21,15 @@ GOLDEN = Path(__file__).parent.parent / "golden"
 
 
 @pytest.fixture
-def cli(api: Api, settings: Settings) -> Iterator[CliRunner]:
+def cli(api: Api, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    monkeypatch.setenv("WHIMBREL_HOME", str(settings.home))
+    context.settings.cache_clear()
     c = Client(settings)
     c.http = api.http
     context.use_client(c)
     yield CliRunner(env={"COLUMNS": "110", "NO_COLOR": "1", "TERM": "dumb"})
     context.use_client(None)
+    context.settings.cache_clear()
 
 
 def run(cli: CliRunner, *args: str) -> tuple[int, str, str]:
@@ -111,3 +114,27 @@ def test_manager_down(settings: Settings) -> None:
     with pytest.raises(WhimbrelError) as info:
         Client(down).get("/hosts")
     assert info.value.code == "E_MANAGER_DOWN" and "whimbrel serve" in info.value.fix
+
+
+def test_pki_commands(cli: CliRunner, settings: Settings, tmp_path: Path) -> None:
+    code, _, _ = run(cli, "pki", "init")
+    assert code == 0 and (settings.client_pki_dir / "clientkey.pem").exists()
+    code, _, err = run(cli, "pki", "issue", "kvm7", "--out", str(tmp_path / "kvm7"))
+    assert code == 2 and "E_PKI_NO_NAMES" in err
+    code, _, _ = run(
+        cli,
+        "pki",
+        "issue",
+        "kvm7",
+        "--name",
+        "kvm7",
+        "--name",
+        "192.0.2.7",
+        "--out",
+        str(tmp_path / "kvm7"),
+    )
+    assert code == 0 and (tmp_path / "kvm7/servercert.pem").exists()
+    code, _, err = run(
+        cli, "pki", "issue", "kvm7", "--name", "kvm7", "--out", str(tmp_path / "kvm7")
+    )
+    assert code == 2 and "E_PKI_OUT_NOT_EMPTY" in err

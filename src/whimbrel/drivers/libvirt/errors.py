@@ -79,7 +79,7 @@ def connect_error(uri: str, exc: libvirt.libvirtError) -> WhimbrelError:
             "E_HOST_CERT_UNTRUSTED",
             f"the certificate presented by {uri} is not signed by a CA the manager trusts, "
             "or does not name that address",
-            "issue the host's server certificate from the manager's CA (whimbrel pki issue) "
+            "issue the host's server certificate from the manager's CA ('whimbrel pki issue') "
             "with the host's name and address, or add the host's CA to the manager's cacert.pem",
             msg,
         )
