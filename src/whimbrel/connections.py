@@ -45,6 +45,11 @@ class ConnectionPool:
         with self._lock:
             return self._by_uri.setdefault(uri, drv)
 
+    def open_now(self) -> list[tuple[str, HostDriver]]:
+        """The connections open at this moment (the monitor reads their events)."""
+        with self._lock:
+            return list(self._by_uri.items())
+
     def drop(self, uri: str) -> None:
         with self._lock:
             drv = self._by_uri.pop(uri, None)

@@ -1,6 +1,7 @@
 """Keeps the store's view of hosts and VMs true to what the hosts report.
 
-Every few seconds each host is asked for its domains; a host that does not
+Every few seconds each host is asked for its domains, and at once when the
+host pushes a lifecycle event (libvirt's domain events); a host that does not
 answer is marked unreachable (with libvirt's reason) and its VMs 'unknown', a
 VM its host no longer knows becomes 'missing'.  VMs that a running job holds
 are left to that job.  The HA monitor of a later release builds on this.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,11 +27,16 @@ log = logging.getLogger(__name__)
 
 class InventoryMonitor:
     def __init__(
-        self, sessions: sessionmaker[Session], conns: ConnectionPool, period_s: float = 5.0
+        self,
+        sessions: sessionmaker[Session],
+        conns: ConnectionPool,
+        period_s: float = 5.0,
+        event_check_s: float = 0.25,
     ):
         self.sessions = sessions
         self.conns = conns
         self.period_s = period_s
+        self.event_check_s = event_check_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -43,20 +50,31 @@ class InventoryMonitor:
             self._thread.join(10)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.period_s):
+        next_full = time.monotonic() + self.period_s
+        while not self._stop.wait(self.event_check_s):
             try:
-                self.poll_once()
+                if time.monotonic() >= next_full:
+                    next_full = time.monotonic() + self.period_s
+                    self.poll_once()
+                else:
+                    self.poll_events()
             except Exception:  # the monitor must outlive any one bad answer
                 log.exception("inventory poll failed")
 
-    def _busy_vms(self, s: Session) -> set[str]:
-        locks = s.scalars(select(Job.locks).where(Job.state.not_in(list(FINAL_JOB_STATES))))
-        return {lk.split(":", 1)[1] for ls in locks for lk in ls if lk.startswith("vm:")}
+    def poll_events(self) -> int:
+        """Re-read at once the hosts that pushed events; return how many did."""
+        changed = {uri for uri, drv in self.conns.open_now() if drv.events()}
+        if changed:
+            self.poll_once(changed)
+        return len(changed)
 
-    def poll_once(self) -> None:
+    def poll_once(self, only: set[str] | None = None) -> None:
+        """Ask every host (or the URIs in ``only``) for its domains."""
         with self.sessions() as s:
             hosts = [(h.name, h.uri) for h in s.scalars(select(Host))]
         for name, uri in hosts:
+            if only is not None and uri not in only:
+                continue
             try:
                 domains = {d.name: d.state for d in self.conns.for_uri(uri).list_domains()}
             except WhimbrelError as exc:
@@ -64,6 +82,11 @@ class InventoryMonitor:
                 self._mark(name, "unreachable", f"{exc.cause} ({exc.detail})"[:500], None)
                 continue
             self._mark(name, "connected", "", domains)
+
+    @staticmethod
+    def _busy_vms(s: Session) -> set[str]:
+        locks = s.scalars(select(Job.locks).where(Job.state.not_in(list(FINAL_JOB_STATES))))
+        return {lk.split(":", 1)[1] for ls in locks for lk in ls if lk.startswith("vm:")}
 
     def _mark(self, host: str, state: str, reason: str, domains: dict[str, VmState] | None) -> None:
         with self.sessions.begin() as s:

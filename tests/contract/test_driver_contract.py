@@ -110,8 +110,10 @@ def test_volume_and_domain_lifecycle(pair: Pair) -> None:
         assert pair.a.domain(name).state == VmState.STOPPED
         assert name in {d.name for d in pair.a.list_domains()}
 
+        pair.a.events()  # forget older events
         pair.a.start(name)
         assert pair.a.domain(name).state == VmState.RUNNING
+        _wait_event(pair.a, name, "started")
         first = _wait(lambda: pair.a.heartbeat(name))
         later = _wait(lambda: (h := pair.a.heartbeat(name)) and h.counter > first.counter and h)
         assert later.counter > first.counter
@@ -127,6 +129,7 @@ def test_volume_and_domain_lifecycle(pair: Pair) -> None:
 
         pair.a.power_off(name)
         assert pair.a.domain(name).state == VmState.STOPPED
+        _wait_event(pair.a, name, "stopped")
         pair.a.power_off(name)  # off already: not an error
     finally:
         if _exists(pair.a, name):
@@ -157,6 +160,18 @@ def test_a_disk_runs_in_one_domain_only(pair: Pair) -> None:
                 drv.power_off(n)
                 drv.undefine(n)
         pair.a.delete_volume(path)
+
+
+def _wait_event(drv: HostDriver, name: str, kind: str, timeout: float = 10.0) -> list[str]:
+    """Collect the domain's lifecycle events until one of ``kind`` arrives."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen += [e.kind for e in drv.events() if e.name == name]
+        if kind in seen:
+            return seen
+        time.sleep(0.1)
+    raise AssertionError(f"no {kind!r} event for {name}; saw {seen}")
 
 
 def _exists(drv: HostDriver, name: str) -> bool:

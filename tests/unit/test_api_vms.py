@@ -151,3 +151,13 @@ def test_monitor_follows_what_hosts_report(hosts: Api, fleet: FakeFleet) -> None
     assert api.call("GET", "/hosts/f2").json()["state"] == "connected"
     api.ok("DELETE", "/vms/v1")  # a missing VM can still be cleaned up
     assert api.call("GET", "/vms").json() == []
+
+
+def test_monitor_reacts_to_host_events_before_its_next_poll(hosts: Api, fleet: FakeFleet) -> None:
+    api = hosts
+    api.ok("POST", "/vms", _vm())
+    api.manager.monitor.poll_events()  # the create's own events
+    fleet.open("fake://f1").power_off("v1")  # outside Whimbrel
+    assert api.manager.monitor.poll_events() == 1
+    assert api.call("GET", "/vms/v1").json()["state"] == "stopped"
+    assert api.manager.monitor.poll_events() == 0  # each event counts once

@@ -81,6 +81,15 @@ class DomainInfo:
 
 
 @dataclass(frozen=True)
+class DomainEvent:
+    """A lifecycle change the host reported on its own (started, stopped, crashed, ...)."""
+
+    name: str
+    kind: str
+    at: float
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     """One line the lab guest's workload prints on its heartbeat channel.
 

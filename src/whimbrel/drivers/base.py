@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from whimbrel.domain.host import HostInventory
-from whimbrel.domain.vm import DomainInfo, DomainSpec, Heartbeat
+from whimbrel.domain.vm import DomainEvent, DomainInfo, DomainSpec, Heartbeat
 
 
 class HostDriver(Protocol):
@@ -81,6 +81,10 @@ class HostDriver(Protocol):
 
     def heartbeat(self, name: str, timeout_s: float = 1.5) -> Heartbeat | None:
         """The newest line of the guest's heartbeat channel, or None if it is silent."""
+        ...
+
+    def events(self) -> list[DomainEvent]:
+        """Lifecycle events the host pushed since the last call (each given once)."""
         ...
 
     def close(self) -> None: ...

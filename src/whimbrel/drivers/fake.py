@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 
 from whimbrel.domain.host import HostInfo, HostInventory, NetworkInfo, PoolInfo
-from whimbrel.domain.vm import DomainInfo, DomainSpec, Heartbeat, VmState
+from whimbrel.domain.vm import DomainEvent, DomainInfo, DomainSpec, Heartbeat, VmState
 from whimbrel.errors import (
     Conflict,
     HostUnreachable,
@@ -51,6 +52,10 @@ class FakeHostState:
     pools: dict[str, str] = field(default_factory=lambda: {"local": "/srv/local"})
     up: bool = True
     domains: dict[str, _Domain] = field(default_factory=dict)
+    events: deque[DomainEvent] = field(default_factory=deque)
+
+    def emit(self, name: str, kind: str) -> None:
+        self.events.append(DomainEvent(name, kind, time.time()))
 
 
 class FakeFleet:
@@ -192,6 +197,7 @@ class FakeHost:
             if spec.name in self.h.domains:
                 raise Conflict("E_DOMAIN_EXISTS", f"{spec.name} is defined", "undefine it first")
             self.h.domains[spec.name] = _Domain(spec)
+            self.h.emit(spec.name, "defined")
 
     def undefine(self, name: str) -> None:
         self._alive()
@@ -199,7 +205,8 @@ class FakeHost:
             d = self.h.domains.get(name)
             if d is not None and d.state in (VmState.RUNNING, VmState.PAUSED):
                 raise WrongState("E_VM_RUNNING", f"{name} is running", "stop it first")
-            self.h.domains.pop(name, None)
+            if self.h.domains.pop(name, None) is not None:
+                self.h.emit(name, "undefined")
 
     def start(self, name: str) -> None:
         with self.fleet.lock:
@@ -221,6 +228,7 @@ class FakeHost:
             else:
                 d.counter_base = 0
             d.state, d.started_at = VmState.RUNNING, time.monotonic()
+            self.h.emit(name, "started")
 
     def shutdown(self, name: str, timeout_s: float) -> None:
         self.power_off(name)
@@ -230,6 +238,7 @@ class FakeHost:
             d = self._dom(name)
             d.counter_base = d.counter()
             d.state = VmState.STOPPED
+            self.h.emit(name, "stopped")
 
     def save(self, name: str) -> None:
         with self.fleet.lock:
@@ -238,6 +247,7 @@ class FakeHost:
                 raise WrongState("E_VM_NOT_RUNNING", f"{name} is not running", "start it first")
             d.saved_counter = d.counter()
             d.state = VmState.STOPPED
+            self.h.emit(name, "stopped")
 
     def discard_saved(self, name: str) -> None:
         with self.fleet.lock:
@@ -248,6 +258,12 @@ class FakeHost:
         if d.state != VmState.RUNNING:
             return None
         return Heartbeat(d.counter(), 0.0, 0, 0, 0, -1, "fake")
+
+    def events(self) -> list[DomainEvent]:
+        out = []
+        while self.h.events:
+            out.append(self.h.events.popleft())
+        return out
 
     def close(self) -> None:
         pass

@@ -6,6 +6,7 @@ import contextlib
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +15,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import libvirt
 
 from whimbrel.domain.host import HostInfo, HostInventory, NetworkInfo, PoolInfo
-from whimbrel.domain.vm import HEARTBEAT_CHANNEL, DomainInfo, DomainSpec, Heartbeat, VmState
+from whimbrel.domain.vm import (
+    HEARTBEAT_CHANNEL,
+    DomainEvent,
+    DomainInfo,
+    DomainSpec,
+    Heartbeat,
+    VmState,
+)
 from whimbrel.drivers.libvirt.errors import call_error, connect_error
 from whimbrel.drivers.libvirt.xml import domain_xml, volume_xml
 from whimbrel.errors import Conflict, NotFound, WrongState
@@ -63,11 +71,39 @@ def with_pkipath(uri: str, pki_dir: Path | None) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
 
 
+_EVENTS = (
+    "defined",
+    "undefined",
+    "started",
+    "suspended",
+    "resumed",
+    "stopped",
+    "shutdown",
+    "pmsuspended",
+    "crashed",
+)
+
+
 class LibvirtHost:
     def __init__(self, conn: libvirt.virConnect, uri: str):
         self.conn = conn
         self.uri = uri
         self.name = urlsplit(uri).hostname or uri
+        self._events: deque[DomainEvent] = deque(maxlen=10_000)
+        self._callback = conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
+        )
+
+    def _on_lifecycle(self, _c: Any, dom: Any, event: int, _detail: int, _o: Any) -> None:
+        # Runs on libvirt's event thread: only queue, never call back into libvirt here.
+        kind = _EVENTS[event] if 0 <= event < len(_EVENTS) else f"event-{event}"
+        self._events.append(DomainEvent(dom.name(), kind, time.time()))
+
+    def events(self) -> list[DomainEvent]:
+        out = []
+        while self._events:
+            out.append(self._events.popleft())
+        return out
 
     @classmethod
     def open(cls, uri: str, pki_dir: Path | None = None) -> LibvirtHost:
@@ -298,6 +334,8 @@ class LibvirtHost:
         self._call(f"delete disk {path}", lambda: vol.delete(0))
 
     def close(self) -> None:
+        with contextlib.suppress(libvirt.libvirtError):
+            self.conn.domainEventDeregisterAny(self._callback)
         with contextlib.suppress(libvirt.libvirtError):
             self.conn.close()
 
