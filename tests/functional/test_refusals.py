@@ -12,15 +12,18 @@ from tests.functional.test_lifecycle import lab_vm, wait_heartbeat
 from whimbrel.domain.vm import DiskSpec, DomainSpec
 from whimbrel.drivers import open_host
 from whimbrel.drivers.libvirt.driver import LibvirtHost
+from whimbrel.drivers.libvirt.xml import domain_xml
 from whimbrel.errors import HostUnreachable, HostUntrusted, LockConflict
 from whimbrel.lab.lab import Lab
+from whimbrel.lab.topology import GUEST_DIR
 from whimbrel.pki import CertificateAuthority, write_client_bundle
 
 pytestmark = pytest.mark.lab
 
 
 def test_second_start_of_a_shared_disk_is_refused(lab: Lab, lab_api: Api) -> None:
-    """The disk lease on shared storage stops a second host from opening the disk."""
+    """A second host cannot start a VM on a disk a running VM holds (QEMU's image
+    lock or the lease, whichever comes first)."""
     api = lab_api
     api.ok("POST", "/vms", lab_vm("owner", "h1", "csv-alpha"))
     first = wait_heartbeat(api, "owner")
@@ -50,6 +53,47 @@ def test_second_start_of_a_shared_disk_is_refused(lab: Lab, lab_api: Api) -> Non
         h2.close()
     later = wait_heartbeat(api, "owner", above=first["counter"])
     assert later["writer"] == first["writer"], "the owner kept running, alone"
+
+
+def test_the_lease_alone_refuses_a_second_start(lab: Lab, lab_api: Api) -> None:
+    """virtlockd's lease on the shared storage refuses a second writer by itself.
+
+    The intruder's QEMU has its own image locking off (tests/functional/qemu_nolock.py),
+    so the only thing left to refuse it is the lock manager.
+    """
+    api = lab_api
+    api.ok("POST", "/vms", lab_vm("leased", "h3", "csv-beta"))
+    first = wait_heartbeat(api, "leased")
+    disk = api.call("GET", "/vms/leased").json()["disks"][0]["path"]
+    wrapper = lab.spec.guest_dir / "qemu-nolock"  # the lab's guest dir is visible on every host
+    shutil.copy(Path(__file__).parent / "qemu_nolock.py", wrapper)
+    wrapper.chmod(0o755)
+    spec = DomainSpec(
+        name="unlocked",
+        uuid="5e6f1d9c-0000-4000-8000-00000000cafe",
+        memory_mib=128,
+        vcpus=1,
+        virt_type="qemu",
+        machine="pc",
+        disks=(DiskSpec(disk),),
+    )
+    xml = domain_xml(spec).replace(
+        "<devices>", f"<devices>\n    <emulator>{GUEST_DIR}/qemu-nolock</emulator>", 1
+    )
+    h4 = LibvirtHost.open(lab.spec.host("h4").uri, lab.settings.client_pki_dir)
+    h4.conn.defineXML(xml)
+    try:
+        with pytest.raises(LockConflict) as info:
+            h4.start("unlocked")
+        assert "Lockspace resource" in info.value.detail and "is locked" in info.value.detail
+        assert "Failed to get" not in info.value.detail  # not QEMU's own lock this time
+        assert h4.domain("unlocked").state == "stopped"
+    finally:
+        h4.undefine("unlocked")
+        h4.close()
+        wrapper.unlink()
+    later = wait_heartbeat(api, "leased", above=first["counter"])
+    assert later["writer"] == first["writer"]
 
 
 def _rogue_bundle(tmp_path: Path) -> Path:
