@@ -45,18 +45,19 @@ class HostStatus:
 
 
 def _alive(pid: int | None) -> bool:
+    """Whether the host's daemon (or its launcher, while it execs) still runs.
+
+    A zombie counts as dead: a host killed by the process that launched it
+    stays a zombie until that process reaps it.
+    """
     if not pid:
         return False
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() in (
-            "libvirtd",
-            "python3",
-            "python",
-            "ip",
-            "unshare",
-        )
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
+    comm, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2]
+    return state != "Z" and comm in ("libvirtd", "python3", "python", "ip", "unshare")
 
 
 class Lab:
@@ -286,6 +287,9 @@ class Lab:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        for pid in pids:  # reap the ones this process launched itself
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
         return pids
 
     def start_host(self, name: str) -> None:
