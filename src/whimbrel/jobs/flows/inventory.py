@@ -233,17 +233,10 @@ class ClusterAddHost(Flow):
             )
 
     def steps(self, op: OpClusterAddHost) -> list[Step]:
-        def join(ctx: JobContext) -> StepResult:
-            """Undo: take the host out of the cluster again."""
-            with ctx.sessions.begin() as s:
-                get_host(s, op.host).cluster = get_cluster(s, op.name)
-            return None
-
-        def leave(ctx: JobContext, _r: StepResult) -> None:
-            with ctx.sessions.begin() as s:
-                get_host(s, op.host).cluster = None
-
-        return [FnStep("join", f"add host {op.host} to cluster {op.name}", join, leave)]
+        # Undo: take the host out of the cluster again.
+        return [
+            _membership("join", f"add host {op.host} to cluster {op.name}", op.host, op.name, None)
+        ]
 
 
 class ClusterRemoveHost(Flow):
@@ -273,17 +266,19 @@ class ClusterRemoveHost(Flow):
             )
 
     def steps(self, op: OpClusterRemoveHost) -> list[Step]:
-        def leave(ctx: JobContext) -> StepResult:
-            """Undo: put the host back into the cluster."""
-            with ctx.sessions.begin() as s:
-                get_host(s, op.host).cluster = None
-            return None
+        # Undo: put the host back into the cluster.
+        desc = f"take host {op.host} out of cluster {op.name}"
+        return [_membership("leave", desc, op.host, None, op.name)]
 
-        def rejoin(ctx: JobContext, _r: StepResult) -> None:
-            with ctx.sessions.begin() as s:
-                get_host(s, op.host).cluster = get_cluster(s, op.name)
 
-        return [FnStep("leave", f"take host {op.host} out of cluster {op.name}", leave, rejoin)]
+def _membership(step: str, description: str, host: str, to: str | None, back: str | None) -> Step:
+    """Set the host's cluster to ``to``.  Undo: set it to ``back``."""
+
+    def move(ctx: JobContext, cluster: str | None) -> None:
+        with ctx.sessions.begin() as s:
+            get_host(s, host).cluster = get_cluster(s, cluster) if cluster else None
+
+    return FnStep(step, description, lambda ctx: move(ctx, to), lambda ctx, _r: move(ctx, back))
 
 
 FLOWS: list[Flow] = [

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.vm import BootSpec, DiskSpec, DomainSpec
+from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import InsufficientResources, WrongState
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.store.models import Host, JobStep, Vm
@@ -77,19 +79,45 @@ def ctx_result(ctx: JobContext, index: int) -> dict[str, list[str]]:
         return dict(row.result or {})
 
 
+Action = Callable[[HostDriver, str], None]
+
+
+def vm_step(
+    vm: str, step: str, description: str, do: Action, undo: Action, host: str | None = None
+) -> Step:
+    """A step that acts on a VM where it runs, then records the state its host reports.
+
+    Undo: ``undo`` on the same host, then the state is recorded again.
+    """
+
+    def run(ctx: JobContext) -> StepResult:
+        h = host or host_name(ctx, vm)
+        do(ctx.driver(h), vm)
+        return {"host": h, "state": sync_state(ctx, h, vm)}
+
+    def revert(ctx: JobContext, r: StepResult) -> None:
+        h = (r or {}).get("host") or host or host_name(ctx, vm)
+        undo(ctx.driver(h), vm)
+        sync_state(ctx, h, vm)
+
+    return FnStep(step, description, run, revert)
+
+
 def start_step(name: str, host: str | None = None) -> Step:
-    def start(ctx: JobContext) -> StepResult:
-        """Undo: power the VM off again."""
-        h = host or host_name(ctx, name)
-        ctx.driver(h).start(name)
-        return {"host": h, "state": sync_state(ctx, h, name)}
+    """Start the VM.  Undo: power it off again."""
+    return vm_step(name, "start", f"start VM {name}", start_vm, power_off_vm, host)
 
-    def stop(ctx: JobContext, r: StepResult) -> None:
-        h = (r or {}).get("host") or host or host_name(ctx, name)
-        ctx.driver(h).power_off(name)
-        sync_state(ctx, h, name)
 
-    return FnStep("start", f"start VM {name}", start, stop)
+def start_vm(drv: HostDriver, vm: str) -> None:
+    drv.start(vm)
+
+
+def power_off_vm(drv: HostDriver, vm: str) -> None:
+    drv.power_off(vm)
+
+
+def save_vm(drv: HostDriver, vm: str) -> None:
+    drv.save(vm)
 
 
 def host_name(ctx: JobContext, name: str) -> str:

@@ -8,15 +8,18 @@ from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.vm import VmState
+from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import NotFound, WrongState
 from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.flows.vm_common import (
     check_memory,
     host_name,
     host_of,
+    save_vm,
     spec_of,
     start_step,
-    sync_state,
+    start_vm,
+    vm_step,
 )
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmDelete, OpVmRestore, OpVmSave, OpVmStart, OpVmStop
@@ -65,23 +68,15 @@ class VmStop(_OneVm):
     action = "stopped"
 
     def steps(self, op: OpVmStop) -> list[Step]:
-        def stop(ctx: JobContext) -> StepResult:
-            """Undo: start the VM again (it boots afresh: a stop loses memory state)."""
-            h = host_name(ctx, op.name)
-            drv = ctx.driver(h)
+        def stop(drv: HostDriver, vm: str) -> None:
             if op.force:
-                drv.power_off(op.name)
+                drv.power_off(vm)
             else:
-                drv.shutdown(op.name, op.timeout_s)
-            return {"host": h, "state": sync_state(ctx, h, op.name)}
-
-        def restart(ctx: JobContext, r: StepResult) -> None:
-            h = (r or {})["host"]
-            ctx.driver(h).start(op.name)
-            sync_state(ctx, h, op.name)
+                drv.shutdown(vm, op.timeout_s)
 
         how = "power off" if op.force else "shut down"
-        return [FnStep("stop", f"{how} VM {op.name}", stop, restart)]
+        # Undo: start it again (it boots afresh: a stop loses memory state).
+        return [vm_step(op.name, "stop", f"{how} VM {op.name}", stop, start_vm)]
 
 
 class VmSave(_OneVm):
@@ -90,18 +85,12 @@ class VmSave(_OneVm):
     action = "saved"
 
     def steps(self, op: OpVmSave) -> list[Step]:
-        def save(ctx: JobContext) -> StepResult:
-            """Undo: start the VM, which resumes it from the saved state."""
-            h = host_name(ctx, op.name)
-            ctx.driver(h).save(op.name)
-            return {"host": h, "state": sync_state(ctx, h, op.name)}
-
-        def resume(ctx: JobContext, r: StepResult) -> None:
-            h = (r or {})["host"]
-            ctx.driver(h).start(op.name)
-            sync_state(ctx, h, op.name)
-
-        return [FnStep("save", f"save memory and device state of VM {op.name}", save, resume)]
+        # Undo: start the VM, which resumes it from the saved state.
+        return [
+            vm_step(
+                op.name, "save", f"save memory and device state of VM {op.name}", save_vm, start_vm
+            )
+        ]
 
 
 class VmRestore(_OneVm):
@@ -110,18 +99,12 @@ class VmRestore(_OneVm):
     action = "restored"
 
     def steps(self, op: OpVmRestore) -> list[Step]:
-        def restore(ctx: JobContext) -> StepResult:
-            """Undo: save the VM again."""
-            h = host_name(ctx, op.name)
-            ctx.driver(h).start(op.name)
-            return {"host": h, "state": sync_state(ctx, h, op.name)}
-
-        def resave(ctx: JobContext, r: StepResult) -> None:
-            h = (r or {})["host"]
-            ctx.driver(h).save(op.name)
-            sync_state(ctx, h, op.name)
-
-        return [FnStep("restore", f"resume VM {op.name} from its saved state", restore, resave)]
+        # Undo: save the VM again.
+        return [
+            vm_step(
+                op.name, "restore", f"resume VM {op.name} from its saved state", start_vm, save_vm
+            )
+        ]
 
 
 class VmDelete(_OneVm):
