@@ -316,16 +316,20 @@ class Lab:
     def _stop_processes(self, host: LabHost) -> None:
         if not netns.netns_exists(host.netns):
             return
+        own = self._pid(host)
         for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
             pids = netns.netns_pids(host.netns)
             if not pids:
-                return
+                break
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline and netns.netns_pids(host.netns):
                 time.sleep(0.05)
+        if own:  # reap the daemon if this very process launched it
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(own, os.WNOHANG)
 
 
 def status_dicts(statuses: list[HostStatus]) -> list[dict[str, object]]:
