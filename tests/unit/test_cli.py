@@ -98,6 +98,10 @@ def test_errors_print_code_cause_fix_and_exit_by_category(cli: CliRunner) -> Non
     assert code == 5 and "E_VM_RUNNING" in err and "--force" in err
     code, _, err = run(cli, "vm", "create", "v2", "--host", "f1", "--memory", "999999")
     assert code == 6 and "E_NO_MEMORY" in err
+    code, _, err = run(cli, "vm", "create", "v3", "--host", "f1", "--pool", "nope")
+    assert code == 2 and "E_POOL_WITHOUT_DISK" in err
+    code, _, err = run(cli, "job", "show", "999")
+    assert code == 3 and "there is no job 999" in err
 
 
 def test_failed_job_says_it_was_rolled_back(cli: CliRunner, fleet: object) -> None:

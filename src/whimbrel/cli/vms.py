@@ -10,6 +10,7 @@ import typer
 from whimbrel.cli.context import client, out
 from whimbrel.cli.inventory import JSON, WAIT, _run
 from whimbrel.cli.render import emit_json, fields, heartbeat_text, table
+from whimbrel.errors import InvalidInput
 from whimbrel.lab.topology import GUEST_DIR
 
 vm_app = typer.Typer(
@@ -35,7 +36,7 @@ def vm_create(
     disk_mib: list[int] = typer.Option(
         [], "--disk-mib", help="Add a disk of this size (repeatable)."
     ),
-    pool: str = typer.Option("local", help="Storage pool for the disks."),
+    pool: str = typer.Option("", help="Storage pool for the disks (default: local)."),
     network: list[str] = typer.Option([], "--network", help="Attach a NIC to this network."),
     lab_guest: bool = typer.Option(False, "--lab-guest", help="Boot the lab's guest kernel."),
     workload_mib: int = typer.Option(16, help="Lab guest: MiB of memory its workload dirties."),
@@ -47,6 +48,13 @@ def vm_create(
     wait: bool = WAIT,
 ) -> None:
     """Create a VM (disks, definition, inventory record) and start it."""
+    if pool and not disk_mib:
+        raise InvalidInput(
+            "E_POOL_WITHOUT_DISK",
+            f"--pool {pool} was given but no disk to put in it",
+            "add --disk-mib SIZE for each disk, or leave --pool out",
+        )
+    pool = pool or "local"
     if lab_guest:
         kernel = kernel or f"{GUEST_DIR}/vmlinuz"
         initrd = initrd or f"{GUEST_DIR}/initrd.img"

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel.domain.host import HostInventory
-from whimbrel.errors import not_found
+from whimbrel.errors import NotFound, not_found
 from whimbrel.store.models import Cluster, Host, Job, MigrationSettings, Network, StoragePool, Vm
 
 
@@ -41,7 +41,11 @@ def vm_host_name(s: Session, name: str) -> str | None:
 def get_job(s: Session, job_id: int) -> Job:
     job = s.get(Job, job_id)
     if job is None:
-        raise not_found("job", str(job_id))
+        raise NotFound(
+            "E_JOB_NOT_FOUND",
+            f"there is no job {job_id}",
+            "run 'whimbrel job list' to see the job ids",
+        )
     return job
 
 
