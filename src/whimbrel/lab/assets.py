@@ -66,10 +66,16 @@ def fetch_kernel(cache: Path) -> Path:
     existing = sorted(cache.glob("kernel-*/boot/vmlinuz-*"))
     if existing:
         return existing[-1].parent.parent
-    pkg = kernel_package()
     debs = cache / "debs"
     debs.mkdir(parents=True, exist_ok=True)
-    _run(["apt-get", "download", pkg], cwd=debs)
+    try:
+        pkg = kernel_package()
+        _run(["apt-get", "download", pkg], cwd=debs)
+    except LabError:
+        # Stale package lists name a version the mirror no longer has: refresh once.
+        _run(["apt-get", "update", "-q"])
+        pkg = kernel_package()
+        _run(["apt-get", "download", pkg], cwd=debs)
     deb = sorted(debs.glob(f"{pkg}_*.deb"))[-1]
     tree = cache / f"kernel-{pkg.removeprefix('linux-image-')}"
     tmp = tree.with_suffix(".tmp")
