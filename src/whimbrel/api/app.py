@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -42,6 +42,7 @@ from whimbrel.ops import (
 )
 from whimbrel.store.models import Cluster, Host, Job, Vm
 from whimbrel.store.repo import get_cluster, get_host, get_job, get_vm, vm_host_name
+from whimbrel.web import CONSOLE
 
 bearer = HTTPBearer(auto_error=False)
 T = TypeVar("T")
@@ -131,6 +132,11 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
     def read(fn: Callable[[Session], T]) -> T:
         with manager.sessions() as s:
             return fn(s)
+
+    @app.get("/", include_in_schema=False)
+    def console() -> FileResponse:
+        """The web console; it asks for the token and reads this API with it."""
+        return FileResponse(CONSOLE, media_type="text/html")
 
     @app.get("/api/v1/health")
     def health() -> dict[str, str]:

@@ -11,7 +11,7 @@ from whimbrel.cli.inventory import cluster_app, host_app
 from whimbrel.cli.jobs import job_app
 from whimbrel.cli.lab import lab_app
 from whimbrel.cli.pki import pki_app
-from whimbrel.cli.serve import serve
+from whimbrel.cli.serve import console, serve
 from whimbrel.cli.vms import vm_app
 from whimbrel.errors import WhimbrelError, exit_code
 
@@ -27,6 +27,7 @@ app.add_typer(vm_app, name="vm")
 app.add_typer(job_app, name="job")
 app.add_typer(pki_app, name="pki")
 app.command("serve")(serve)
+app.command("console")(console)
 
 
 def report(exc: WhimbrelError) -> int:

@@ -77,6 +77,19 @@ def serve(
     uvicorn.run(create_app(manager), host=host, port=port, log_level="warning")
 
 
+def console() -> None:
+    """Print the web console's address, with this user's token in the link."""
+    s = settings()
+    if not s.token_file.exists():
+        raise HostUnreachable(
+            "E_MANAGER_NEVER_STARTED",
+            f"no API token in {s.token_file}: the manager has not run with this data directory",
+            "start it with 'whimbrel serve --background'",
+        )
+    token = s.token_file.read_text().strip()
+    out.print(f"{s.api_url}/#token={token}", soft_wrap=True)
+
+
 def _stop() -> None:
     s = settings()
     try:

@@ -278,7 +278,13 @@ class JobRunner:
             except BaseException as exc:
                 log.info("job %d step %s failed: %s", job_id, step.name, exc)
                 self._set_step(job_id, i, StepState.FAILED, error=_error_dict(exc))
-                self._set_job(job_id, JobState.SHUTTING_DOWN, error=_error_dict(exc))
+                err = _error_dict(exc)
+                self._set_job(
+                    job_id,
+                    JobState.SHUTTING_DOWN,
+                    message=f"{err['code']}: {err['cause']}; undoing",
+                    error=err,
+                )
                 ok = self._undo(job_id, steps)
                 self._finish(job_id, JobState.EXCEPTION, Rollback.CLEAN if ok else Rollback.FAILED)
                 return
@@ -355,6 +361,8 @@ class JobRunner:
                 job.phase = "done"
             else:
                 job.phase = "rolled back" if rollback == Rollback.CLEAN else "rollback failed"
+                why = f"{job.error['code']}: {job.error['cause']}" if job.error else job.message
+                job.message = f"{why}; {job.phase}"
         self._set_job(job_id, state)
         with self._cond:
             self._cond.notify_all()
