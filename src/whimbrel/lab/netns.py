@@ -68,7 +68,7 @@ def ensure_veth(outer: str, bridge: str, netns: str, inner: str, cidr: str) -> N
 
 
 def ensure_inner_bridge(netns: str, name: str) -> None:
-    """A bridge inside the host for its VMs' NICs (the seed's virtual switch)."""
+    """A bridge inside the host for its VMs' NICs (Hyper-V's virtual switch)."""
     if not link_exists(name, netns):
         ip("-n", netns, "link", "add", name, "type", "bridge")
     ip("-n", netns, "link", "set", name, "up")

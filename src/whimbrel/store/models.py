@@ -34,7 +34,7 @@ class Cluster(Base):
     __tablename__ = "clusters"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
-    # Cluster reserve k (the seed's 'cluster reserve'): failed nodes it must absorb.
+    # Cluster reserve k (as in SCVMM): how many failed nodes the cluster must absorb.
     reserve: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     hosts: Mapped[list[Host]] = relationship(back_populates="cluster")
@@ -44,7 +44,7 @@ class Cluster(Base):
 
 
 class SharedStorage(Base):
-    """A path the administrator declares shared by every host of a cluster (the seed's CSV)."""
+    """A path the administrator declares shared by every host of a cluster (Hyper-V's CSV)."""
 
     __tablename__ = "shared_storage"
     __table_args__ = (UniqueConstraint("cluster_id", "path"),)
@@ -88,7 +88,7 @@ class Host(Base):
 
 
 class MigrationSettings(Base):
-    """Per-host migration settings: the seed's Enable-VMMigration and Set-VMHost."""
+    """Per-host migration settings: Hyper-V's Enable-VMMigration and Set-VMHost."""
 
     __tablename__ = "migration_settings"
     host_id: Mapped[int] = mapped_column(

@@ -1,7 +1,8 @@
 """libvirt's errors translated into Whimbrel's, keeping libvirt's own text as detail.
 
-The TLS cases get words an administrator can act on, the way the seed
-documents explain 0x8009030E instead of leaving the bare code.
+The TLS cases get words an administrator can act on (which side distrusts
+which, and what to issue or trust), the way Hyper-V's 0x8009030E deserves an
+explanation rather than the bare code.
 """
 
 from __future__ import annotations
