@@ -184,7 +184,13 @@ class LibvirtHost:
 
     def list_domains(self) -> list[DomainInfo]:
         doms = self._call("list domains", lambda: self.conn.listAllDomains(0))
-        return sorted((self._info(d) for d in doms), key=lambda i: i.name)
+        out = []
+        for d in doms:
+            try:
+                out.append(self._info(d))
+            except NotFound:
+                continue  # undefined between the listing and the look: it is gone
+        return sorted(out, key=lambda i: i.name)
 
     def domain(self, name: str) -> DomainInfo:
         return self._info(self._lookup(name))
@@ -195,7 +201,7 @@ class LibvirtHost:
         vm_state = _STATES.get(state, VmState.UNKNOWN)
         if vm_state == VmState.STOPPED and saved:
             vm_state = VmState.SAVED
-        _, _, mem_kib, vcpus, _ = dom.info()
+        _, _, mem_kib, vcpus, _ = self._call(dom.name(), dom.info)
         return DomainInfo(dom.name(), dom.UUIDString(), vm_state, mem_kib >> 10, vcpus, saved)
 
     def define(self, spec: DomainSpec) -> None:
