@@ -18,6 +18,19 @@ from whimbrel.manager import Manager
 FINAL = {"Completed", "Terminated", "Killed", "Exception"}
 
 
+def wait_for(fn: Any, timeout: float = 30.0, period: float = 0.2) -> Any:
+    """Call ``fn`` until it returns something true; return that, or fail after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(period)
+    raise AssertionError(f"timed out after {timeout} s")
+
+
 def make_settings(root: Path) -> Settings:
     return Settings(
         home=root / "home", db_url=f"sqlite:///{root}/whimbrel.db", api_url="http://testserver"

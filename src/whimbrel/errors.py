@@ -11,7 +11,6 @@
       +-- LockConflict                 a disk lease is held elsewhere (E_DISK_LOCKED)
       +-- HypervisorError              the hypervisor refused; its own text kept in detail
       +-- Unauthorized                 missing or wrong API token (E_AUTH_TOKEN)
-      +-- JobFailed                    a job ended in Exception; carries the job id
       +-- LabError                     the local lab cannot be built or torn down
 
 Each error has a stable ``code`` (never renamed: scripts match on it), a
@@ -131,10 +130,6 @@ class HypervisorError(WhimbrelError):
 
 class Unauthorized(WhimbrelError):
     category = Category.UNAUTHORIZED
-
-
-class JobFailed(WhimbrelError):
-    category = Category.INTERNAL
 
 
 class LabError(WhimbrelError):

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from whimbrel.connections import ConnectionPool
+from whimbrel.domain.host import HostState
 from whimbrel.domain.job import FINAL_JOB_STATES
 from whimbrel.domain.vm import VmState
 from whimbrel.errors import WhimbrelError
@@ -79,16 +80,19 @@ class InventoryMonitor:
                 domains = {d.name: d.state for d in self.conns.for_uri(uri).list_domains()}
             except WhimbrelError as exc:
                 self.conns.drop(uri)
-                self._mark(name, "unreachable", f"{exc.cause} ({exc.detail})"[:500], None)
+                reason = f"{exc.cause} ({exc.detail})"[:500]
+                self._mark(name, HostState.UNREACHABLE, reason, None)
                 continue
-            self._mark(name, "connected", "", domains)
+            self._mark(name, HostState.CONNECTED, "", domains)
 
     @staticmethod
     def _busy_vms(s: Session) -> set[str]:
         locks = s.scalars(select(Job.locks).where(Job.state.not_in(list(FINAL_JOB_STATES))))
         return {lk.split(":", 1)[1] for ls in locks for lk in ls if lk.startswith("vm:")}
 
-    def _mark(self, host: str, state: str, reason: str, domains: dict[str, VmState] | None) -> None:
+    def _mark(
+        self, host: str, state: HostState, reason: str, domains: dict[str, VmState] | None
+    ) -> None:
         with self.sessions.begin() as s:
             row = s.scalar(select(Host).where(Host.name == host))
             if row is None:

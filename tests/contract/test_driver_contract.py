@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import wait_for
 from whimbrel.domain.vm import BootSpec, DiskSpec, DomainSpec, VmState
 from whimbrel.drivers.base import HostDriver
 from whimbrel.drivers.fake import FakeFleet
@@ -69,16 +70,6 @@ def _spec(p: Pair, name: str, disk: str) -> DomainSpec:
     )
 
 
-def _wait(fn: Any, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError("timed out")
-
-
 def test_inventory(pair: Pair) -> None:
     inv = pair.a.inventory()
     assert inv.info.memory_mib > 0 and inv.info.cpus > 0
@@ -114,8 +105,10 @@ def test_volume_and_domain_lifecycle(pair: Pair) -> None:
         pair.a.start(name)
         assert pair.a.domain(name).state == VmState.RUNNING
         _wait_event(pair.a, name, "started")
-        first = _wait(lambda: pair.a.heartbeat(name))
-        later = _wait(lambda: (h := pair.a.heartbeat(name)) and h.counter > first.counter and h)
+        first = wait_for(lambda: pair.a.heartbeat(name), timeout=90)
+        later = wait_for(
+            lambda: (h := pair.a.heartbeat(name)) and h.counter > first.counter and h, timeout=90
+        )
         assert later.counter > first.counter
 
         pair.a.save(name)
@@ -123,7 +116,7 @@ def test_volume_and_domain_lifecycle(pair: Pair) -> None:
         assert info.state == VmState.SAVED and info.has_saved_state
         assert pair.a.heartbeat(name) is None
         pair.a.start(name)  # resumes from the saved state
-        resumed = _wait(lambda: pair.a.heartbeat(name))
+        resumed = wait_for(lambda: pair.a.heartbeat(name), timeout=90)
         assert resumed.counter >= later.counter
         assert not pair.a.domain(name).has_saved_state
 

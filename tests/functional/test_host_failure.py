@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, wait_for
 from tests.functional.test_lifecycle import lab_vm, wait_heartbeat
 from whimbrel.lab.lab import Lab
 
 pytestmark = pytest.mark.lab
-
-
-def wait_for(fn: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def test_killed_host_is_seen_unreachable_and_comes_back(lab: Lab, lab_api: Api) -> None:

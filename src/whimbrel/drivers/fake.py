@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from whimbrel.domain.host import HostInfo, HostInventory, NetworkInfo, PoolInfo
 from whimbrel.domain.vm import DomainEvent, DomainInfo, DomainSpec, Heartbeat, VmState
@@ -267,8 +267,3 @@ class FakeHost:
 
     def close(self) -> None:
         pass
-
-    def with_spec(self, name: str, **changes: object) -> None:
-        """Test hook: alter a defined domain's spec."""
-        d = self._dom(name)
-        d.spec = replace(d.spec, **changes)  # type: ignore[arg-type]

@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from whimbrel.domain.host import HostState
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -60,7 +62,7 @@ class Host(Base):
     name: Mapped[str] = mapped_column(String(63), unique=True)
     uri: Mapped[str] = mapped_column(String(1024), unique=True)
     cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"), nullable=True)
-    state: Mapped[str] = mapped_column(String(32), default="connected")
+    state: Mapped[str] = mapped_column(String(32), default=HostState.CONNECTED)
     state_reason: Mapped[str] = mapped_column(Text, default="")
     hostname: Mapped[str] = mapped_column(String(255), default="")
     host_uuid: Mapped[str] = mapped_column(String(64), default="")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from whimbrel.domain.host import HostInventory
+from whimbrel.domain.host import HostInventory, HostState
 from whimbrel.errors import NotFound, not_found
 from whimbrel.store.models import Cluster, Host, Job, MigrationSettings, Network, StoragePool, Vm
 
@@ -58,7 +58,7 @@ def apply_inventory(host: Host, inv: HostInventory) -> None:
     host.hypervisor, host.hypervisor_version = i.hypervisor, i.hypervisor_version
     host.machine_types = list(i.machine_types)
     host.virt_type = i.virt_types[0] if i.virt_types else ""
-    host.state, host.state_reason = "connected", ""
+    host.state, host.state_reason = HostState.CONNECTED, ""
     host.refreshed_at = datetime.now(UTC)
     # Update rows in place: replacing them would insert the new (host, name)
     # before deleting the old one and trip the unique constraint.
