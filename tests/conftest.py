@@ -200,6 +200,7 @@ def lab_manager(lab: Any) -> Iterator[Manager]:
         api.ok("POST", "/clusters", {"name": cluster, "shared_paths": [shared_dir(cluster)]})
     for h in lab.spec.hosts:
         api.ok("POST", "/hosts", {"name": h.name, "uri": h.uri, "cluster": h.cluster})
+        api.ok("POST", f"/hosts/{h.name}/migration", h.migration_settings)
     yield m
     m.stop()
 

@@ -132,6 +132,12 @@ class Unauthorized(WhimbrelError):
     category = Category.UNAUTHORIZED
 
 
+class Cancelled(WhimbrelError):
+    """Raised by a step that stopped its work because the job was cancelled."""
+
+    category = Category.CONFLICT
+
+
 class LabError(WhimbrelError):
     category = Category.ENVIRONMENT
 

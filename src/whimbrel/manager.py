@@ -10,6 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from whimbrel.config import Settings
@@ -19,6 +20,7 @@ from whimbrel.jobs.flows import registry
 from whimbrel.jobs.runner import JobRunner
 from whimbrel.monitor import InventoryMonitor
 from whimbrel.store.db import open_store
+from whimbrel.store.models import Host
 
 
 def ensure_token(path: Path) -> str:
@@ -46,8 +48,23 @@ class Manager:
         self.token = ensure_token(settings.token_file)
         pki = settings.client_pki_dir
         self.conns = ConnectionPool(self.sessions, opener or (lambda uri: open_host(uri, pki)))
-        self.runner = JobRunner(self.sessions, registry(), self.conns, workers=workers)
+        self.runner = JobRunner(
+            self.sessions, registry(), self.conns, workers=workers, capacity=self.capacity
+        )
         self.monitor = InventoryMonitor(self.sessions, self.conns, monitor_period_s)
+
+    def capacity(self, lock: str) -> int:
+        """A host's migration limits for its slot locks; 1 for every other lock."""
+        kind, _, host = lock.partition(":")
+        field = {
+            "live-migration": "max_live_migrations",
+            "storage-migration": "max_storage_migrations",
+        }.get(kind)
+        if field is None:
+            return 1
+        with self.sessions() as s:
+            h = s.scalar(select(Host).where(Host.name == host))
+            return int(getattr(h.migration, field)) if h is not None and h.migration else 2
 
     def start(self) -> None:
         self.runner.start()

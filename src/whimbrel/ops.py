@@ -125,6 +125,49 @@ class OpVmDelete(Op):
     force: bool = False
 
 
+@dataclass(frozen=True)
+class OpHostMigrationSet(Op):
+    """Hyper-V's Enable-VMMigration, Set-VMMigrationNetwork and Set-VMHost in one op.
+
+    A field left None keeps its value.
+    """
+
+    kind: ClassVar[str] = "host.migration-set"
+    name: str
+    enabled: bool | None = None
+    max_live_migrations: int | None = None
+    max_storage_migrations: int | None = None
+    networks: tuple[str, ...] | None = None  # () means any network
+    addresses: tuple[str, ...] | None = None
+    auth: str | None = None
+    performance: str | None = None
+    parallel_connections: int | None = None
+    encrypt: bool | None = None
+    peer_pki: str | None = None
+
+
+@dataclass(frozen=True)
+class OpVmMigrate(Op):
+    """Every kind of move: live (with or without storage), storage only, quick, offline."""
+
+    kind: ClassVar[str] = "vm.migrate"
+    name: str
+    to: str
+    include_storage: bool = False
+    storage_path: str = ""  # a pool name, or a pool's directory, on the destination
+    quick: bool = False
+    downtime_ms: int = 300
+    max_downtime_ms: int = 2000
+    auto_converge: bool = True
+    postcopy: bool = False
+    timeout_s_per_gib: float = 60.0
+    on_timeout: str = "abort"
+    bandwidth_mib_s: int = 0
+    ignore: tuple[str, ...] = ()
+    source: str = ""  # filled in at submission: where the VM was
+    move: str = ""  # filled in at submission: the kind of move (MoveKind)
+
+
 ALL_OPS: tuple[type[Op], ...] = (
     OpHostAdd,
     OpHostRefresh,
@@ -139,6 +182,8 @@ ALL_OPS: tuple[type[Op], ...] = (
     OpVmSave,
     OpVmRestore,
     OpVmDelete,
+    OpHostMigrationSet,
+    OpVmMigrate,
 )
 _BY_KIND = {o.kind: o for o in ALL_OPS}
 
@@ -156,4 +201,7 @@ def op_from_dict(data: dict[str, Any]) -> Op:
         data["networks"] = tuple(data.get("networks", ()))
     if cls is OpClusterCreate:
         data["shared_paths"] = tuple(data.get("shared_paths", ()))
+    for key in ("networks", "addresses", "ignore"):  # JSON lists back to tuples
+        if isinstance(data.get(key), list):
+            data[key] = tuple(data[key])
     return cls(**data)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel import __version__
+from whimbrel.api.migration import add_routes as migration_routes
 from whimbrel.api.views import cluster_view, host_view, job_view, vm_view
 from whimbrel.errors import Unauthorized, WhimbrelError, http_status
 from whimbrel.manager import Manager
@@ -141,6 +142,8 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
     @app.get("/api/v1/health")
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    migration_routes(app, manager, deps, submit, read)
 
     # -- hosts -----------------------------------------------------------------
     @app.get("/api/v1/hosts", dependencies=deps)

@@ -48,18 +48,26 @@ def host_view(h: Host, detail: bool = False) -> dict[str, Any]:
             ],
             "vm_names": sorted(v.name for v in h.vms),
         }
-        if h.migration is not None:
-            m = h.migration
-            out["migration"] = {
-                "enabled": m.enabled,
-                "max_live_migrations": m.max_live_migrations,
-                "max_storage_migrations": m.max_storage_migrations,
-                "networks": m.networks or "any",
-                "auth": m.auth,
-                "performance": m.performance,
-                "encrypt": m.encrypt,
-            }
+        out["migration"] = migration_view(h)
     return out
+
+
+def migration_view(h: Host) -> dict[str, Any]:
+    m = h.migration
+    return {
+        "host": h.name,
+        "enabled": m.enabled if m else True,
+        "max_live_migrations": m.max_live_migrations if m else 2,
+        "max_storage_migrations": m.max_storage_migrations if m else 2,
+        "networks": (m.networks if m else None) or "any",
+        "addresses": h.addresses,
+        "auth": m.auth if m else "managed",
+        "performance": m.performance if m else "compression",
+        "parallel_connections": m.parallel_connections if m else 4,
+        "encrypt": m.encrypt if m else False,
+        "peer_pki": m.peer_pki if m else "",
+        "maintenance": h.maintenance,
+    }
 
 
 def cluster_view(c: Cluster) -> dict[str, Any]:

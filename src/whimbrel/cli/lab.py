@@ -80,6 +80,7 @@ def lab_enroll() -> None:
             c.get(f"/hosts/{h.name}")
         except NotFound:
             c.follow(c.post("/hosts", {"name": h.name, "uri": h.uri, "cluster": h.cluster}), err)
+            c.follow(c.post(f"/hosts/{h.name}/migration", h.migration_settings), err)
             out.print(f"host {h.name} added ({h.uri}, cluster {h.cluster})")
 
 

@@ -10,6 +10,7 @@ from whimbrel.cli.context import err
 from whimbrel.cli.inventory import cluster_app, host_app
 from whimbrel.cli.jobs import job_app
 from whimbrel.cli.lab import lab_app
+from whimbrel.cli.migration import migration_app, vm_migrate
 from whimbrel.cli.pki import pki_app
 from whimbrel.cli.serve import console, serve
 from whimbrel.cli.vms import vm_app
@@ -25,6 +26,8 @@ app.add_typer(host_app, name="host")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(vm_app, name="vm")
 app.add_typer(job_app, name="job")
+host_app.add_typer(migration_app, name="migration")
+vm_app.command("migrate")(vm_migrate)
 app.add_typer(pki_app, name="pki")
 app.command("serve")(serve)
 app.command("console")(console)

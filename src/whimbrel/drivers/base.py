@@ -8,9 +8,11 @@ calls back into the manager.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from whimbrel.domain.host import HostInventory
+from whimbrel.domain.migration import DiskMove, MigrationRequest, MigrationResult, MigrationStats
 from whimbrel.domain.vm import DomainEvent, DomainInfo, DomainSpec, Heartbeat
 
 
@@ -85,6 +87,73 @@ class HostDriver(Protocol):
 
     def events(self) -> list[DomainEvent]:
         """Lifecycle events the host pushed since the last call (each given once)."""
+        ...
+
+    # -- migration: small calls, the manager's flow owns the control loop ------
+
+    def relocate_disks(self, name: str, paths: dict[str, str]) -> None:
+        """Point the persistent definition's disks (target → path) at their new files."""
+        ...
+
+    def domain_cpu(self, name: str) -> str:
+        """The CPU the guest was defined with, as the hypervisor describes it."""
+        ...
+
+    def compare_cpu(self, cpu_xml: str, virt_type: str) -> list[str]:
+        """CPU features a guest needs that this host lacks; [] when it can run it."""
+        ...
+
+    def dirty_rate(self, name: str, seconds: int = 1) -> int:
+        """Bytes per second the running guest dirties; -1 when it cannot be measured."""
+        ...
+
+    def check_peer_trust(self, dest_uri: str, peer_pki: str) -> None:
+        """Prove this host can log in to ``dest_uri`` itself.  Raises: HostUntrusted."""
+        ...
+
+    def migrate(self, name: str, req: MigrationRequest, auto_converge: bool) -> None:
+        """Move the domain to the destination; blocks until done.
+
+        On any error the domain is still defined and running (or stopped) here.
+        Raises: HostUntrusted, HypervisorError, WrongState (aborted).
+        """
+        ...
+
+    def migration_stats(self, name: str) -> MigrationStats:
+        """The running migration job of ``name`` (``active`` False when none)."""
+        ...
+
+    def migration_result(self, name: str, strategy: list[str]) -> MigrationResult:
+        """On the destination: the final figures of the migration that brought ``name``."""
+        ...
+
+    def tune_migration(self, name: str, downtime_ms: int = 0, postcopy: bool = False) -> None:
+        """Raise the allowed downtime, or switch a running migration to post-copy."""
+        ...
+
+    def abort_migration(self, name: str) -> None:
+        """Stop a running migration; the guest keeps running here."""
+        ...
+
+    def pause(self, name: str) -> None: ...
+
+    def resume(self, name: str) -> None: ...
+
+    def move_disks(
+        self, name: str, moves: list[DiskMove], progress: Callable[[int, int], None]
+    ) -> None:
+        """Copy a running VM's disks to new paths on this host and switch to them.
+
+        On error the VM keeps its old disks.  Raises: HypervisorError.
+        """
+        ...
+
+    def save_to(self, name: str, path: str) -> None:
+        """Save memory and device state to ``path`` and stop (quick migration)."""
+        ...
+
+    def restore_from(self, path: str) -> None:
+        """Resume here a guest saved with :meth:`save_to` (its domain defined here first)."""
         ...
 
     def close(self) -> None: ...

@@ -9,16 +9,26 @@ the real hypervisor in a feature's proof: that is the lab's job.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from whimbrel.domain.host import HostInfo, HostInventory, NetworkInfo, PoolInfo
+from whimbrel.domain.migration import (
+    Auth,
+    DiskMove,
+    MigrationRequest,
+    MigrationResult,
+    MigrationStats,
+)
 from whimbrel.domain.vm import DomainEvent, DomainInfo, DomainSpec, Heartbeat, VmState
 from whimbrel.errors import (
     Conflict,
     HostUnreachable,
+    HostUntrusted,
     InsufficientResources,
     LockConflict,
     NotFound,
@@ -33,6 +43,8 @@ class _Domain:
     started_at: float = 0.0
     counter_base: int = 0
     saved_counter: int | None = None
+    dirty_bps: int = 0
+    last_result: MigrationResult | None = None
 
     def counter(self) -> int:
         if self.state != VmState.RUNNING:
@@ -50,6 +62,9 @@ class FakeHostState:
     virt_types: tuple[str, ...] = ("kvm", "qemu")
     networks: tuple[str, ...] = ("vm-net",)
     pools: dict[str, str] = field(default_factory=lambda: {"local": "/srv/local"})
+    cpu_features: frozenset[str] = frozenset({"sse2", "lahf_lm"})
+    # Hosts whose own certificate this host accepts (peer authentication); None: any.
+    trusts: set[str] | None = None
     up: bool = True
     domains: dict[str, _Domain] = field(default_factory=dict)
     events: deque[DomainEvent] = field(default_factory=deque)
@@ -64,6 +79,7 @@ class FakeFleet:
     def __init__(self) -> None:
         self.hosts: dict[str, FakeHostState] = {}
         self.volumes: dict[str, int] = {}  # path -> size; shared by every host
+        self.saved_files: dict[str, tuple[int, DomainSpec]] = {}  # quick-migration state
         self.lock = threading.RLock()
 
     @classmethod
@@ -92,6 +108,13 @@ class FakeFleet:
                 "check that the host is up and its address is right",
             )
         return FakeHost(self, host, uri)
+
+    def host_of_uri(self, uri: str) -> FakeHostState:
+        name = uri.split("://", 1)[-1].strip("/").split("?")[0]
+        host = self.hosts.get(name)
+        if host is None or not host.up:
+            raise HostUnreachable("E_HOST_UNREACHABLE", f"host {uri} does not answer", "check it")
+        return host
 
     def disk_holder(self, path: str) -> str | None:
         for h in self.hosts.values():
@@ -264,6 +287,109 @@ class FakeHost:
         while self.h.events:
             out.append(self.h.events.popleft())
         return out
+
+    # -- migration: instantaneous, with the same refusals as the real thing -----
+
+    def relocate_disks(self, name: str, paths: dict[str, str]) -> None:
+        with self.fleet.lock:
+            d = self._dom(name)
+            disks = tuple(
+                dataclasses.replace(k, path=paths.get(k.target, k.path)) for k in d.spec.disks
+            )
+            d.spec = dataclasses.replace(d.spec, disks=disks)
+
+    def domain_cpu(self, name: str) -> str:
+        self._dom(name)
+        return ",".join(sorted(self.h.cpu_features))
+
+    def compare_cpu(self, cpu_xml: str, virt_type: str) -> list[str]:
+        self._alive()
+        return sorted(set(filter(None, cpu_xml.split(","))) - self.h.cpu_features)
+
+    def dirty_rate(self, name: str, seconds: int = 1) -> int:
+        return self._dom(name).dirty_bps
+
+    def check_peer_trust(self, dest_uri: str, peer_pki: str) -> None:
+        dest = self.fleet.host_of_uri(dest_uri)
+        if dest.trusts is not None and self.h.name not in dest.trusts:
+            raise HostUntrusted(
+                "E_PEER_UNTRUSTED",
+                f"the destination ({dest_uri}) refused the certificate of host {self.h.name}",
+                "issue the source host a certificate the destination trusts",
+            )
+
+    def migrate(self, name: str, req: MigrationRequest, auto_converge: bool) -> None:
+        if req.auth == Auth.PEER:
+            self.check_peer_trust(req.dest_uri, req.peer_pki)
+        dest = self.fleet.host_of_uri(req.dest_uri)
+        with self.fleet.lock:
+            d = self._dom(name)
+            if name in dest.domains:
+                raise Conflict("E_DOMAIN_EXISTS", f"{name} exists on {dest.name}", "remove it")
+            paths = {m.target: m.dest_path for m in req.copy_disks}
+            for m in req.copy_disks:
+                self.fleet.volumes[m.dest_path] = m.size_bytes
+            self.h.domains.pop(name)
+            d.spec = dataclasses.replace(
+                d.spec,
+                disks=tuple(
+                    dataclasses.replace(k, path=paths.get(k.target, k.path)) for k in d.spec.disks
+                ),
+            )
+            mem = d.spec.memory_mib << 20
+            disk = sum(m.size_bytes for m in req.copy_disks)
+            d.last_result = MigrationResult(1, 1, mem, disk, 1, [])
+            dest.domains[name] = d
+            self.h.emit(name, "undefined")
+            dest.events.append(DomainEvent(name, "started", time.time()))
+
+    def migration_stats(self, name: str) -> MigrationStats:
+        self._alive()
+        return MigrationStats(active=False)
+
+    def migration_result(self, name: str, strategy: list[str]) -> MigrationResult:
+        r = self._dom(name).last_result or MigrationResult(0, 0, 0, 0, 0, [])
+        return dataclasses.replace(r, strategy=strategy)
+
+    def tune_migration(self, name: str, downtime_ms: int = 0, postcopy: bool = False) -> None:
+        self._dom(name)
+
+    def abort_migration(self, name: str) -> None:
+        self._alive()
+
+    def pause(self, name: str) -> None:
+        with self.fleet.lock:
+            self._dom(name).state = VmState.PAUSED
+
+    def resume(self, name: str) -> None:
+        with self.fleet.lock:
+            d = self._dom(name)
+            if d.state == VmState.PAUSED:
+                d.state = VmState.RUNNING
+
+    def move_disks(
+        self, name: str, moves: list[DiskMove], progress: Callable[[int, int], None]
+    ) -> None:
+        with self.fleet.lock:
+            for m in moves:
+                self.fleet.volumes[m.dest_path] = self.fleet.volumes.get(m.source_path, 0)
+        self.relocate_disks(name, {m.target: m.dest_path for m in moves})
+        total = sum(m.size_bytes for m in moves)
+        progress(total, total)
+
+    def save_to(self, name: str, path: str) -> None:
+        with self.fleet.lock:
+            self.save(name)
+            d = self.h.domains[name]
+            self.fleet.saved_files[path] = (d.saved_counter or 0, d.spec)
+            d.saved_counter = None
+
+    def restore_from(self, path: str) -> None:
+        with self.fleet.lock:
+            counter, spec = self.fleet.saved_files[path]
+            d = self._dom(spec.name)
+            d.saved_counter = counter
+        self.start(spec.name)
 
     def close(self) -> None:
         pass

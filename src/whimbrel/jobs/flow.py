@@ -35,6 +35,10 @@ class Flow(ABC):
     def validate(self, op: Any, session: Session, conns: ConnectionPool) -> None:  # noqa: B027
         """Raise a :class:`whimbrel.errors.WhimbrelError` for input that must not run."""
 
+    def bind(self, op: Any, session: Session) -> Any:
+        """After validation: record in the op what the store knows now (a VM's host)."""
+        return op
+
     @abstractmethod
     def steps(self, op: Any) -> list[Step]: ...
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +29,7 @@ from whimbrel.domain.job import (
     check_step_transition,
 )
 from whimbrel.drivers.base import HostDriver
-from whimbrel.errors import NotFound, WhimbrelError, WrongState
+from whimbrel.errors import Cancelled, NotFound, WhimbrelError, WrongState
 from whimbrel.jobs.flow import FlowRegistry
 from whimbrel.jobs.step import Step
 from whimbrel.ops import Op, op_from_dict
@@ -60,6 +62,7 @@ class _Run:
         self.job_id = job_id
         self.sessions = runner.sessions
         self._runner = runner
+        self.span = (0.0, 100.0)  # the share of the bar the running step owns
 
     def driver(self, host_name: str) -> HostDriver:
         return self._runner.conns.for_host(host_name)
@@ -77,6 +80,11 @@ class _Run:
             if extra:
                 job.progress = {**job.progress, **extra}
 
+    def step_progress(self, fraction: float, phase: str, message: str = "", **extra: Any) -> None:
+        lo, hi = self.span
+        pct = int(lo + (hi - lo) * min(1.0, max(0.0, fraction)))
+        self.progress(phase, pct, message, **extra)
+
     def cancelled(self) -> bool:
         return self._runner.cancel_requested(self.job_id)
 
@@ -88,12 +96,16 @@ class JobRunner:
         flows: FlowRegistry,
         conns: ConnectionPool,
         workers: int = 16,
+        capacity: Callable[[str], int] | None = None,
     ):
         self.sessions = sessions
         self.flows = flows
         self.conns = conns
         self._workers = workers
-        self._held: set[str] = set()
+        # How many jobs may hold a lock at once: 1, except for slots such as a
+        # host's live-migration limit (Hyper-V's MaximumVirtualMachineMigrations).
+        self._capacity = capacity or (lambda _lock: 1)
+        self._held: Counter[str] = Counter()
         self._running: dict[int, threading.Thread] = {}
         self._cond = threading.Condition()
         self._stopping = False
@@ -149,6 +161,7 @@ class JobRunner:
         op = flow.prepare(op)
         with self.sessions() as s:
             flow.validate(op, s, self.conns)
+            op = flow.bind(op, s)
         steps = flow.steps(op)
         with self.sessions.begin() as s:
             job = Job(
@@ -232,9 +245,13 @@ class JobRunner:
                 continue
             if job_id in self._running:
                 continue
-            if self._held.intersection(locks) or len(self._running) >= self._workers:
+            busy = [lk for lk in locks if self._held[lk] >= max(1, self._capacity(lk))]
+            if busy or len(self._running) >= self._workers:
                 waiting += 1
-                self._set_message(job_id, f"queued: position {waiting}, waiting for {locks}")
+                what = ", ".join(f"{lk} (limit {self._capacity(lk)})" for lk in busy)
+                self._set_message(
+                    job_id, f"queued: position {waiting}, waiting for {what or 'a worker'}"
+                )
                 continue
             self._held.update(locks)
             t = threading.Thread(target=self._run, args=(job_id, list(locks)), daemon=True)
@@ -248,7 +265,8 @@ class JobRunner:
             log.exception("job %d crashed the runner", job_id)
         finally:
             with self._cond:
-                self._held.difference_update(locks)
+                self._held.subtract(locks)
+                self._held = +self._held  # drop the zero counts
                 self._running.pop(job_id, None)
                 self._cond.notify_all()
 
@@ -264,17 +282,26 @@ class JobRunner:
         ctx = _Run(self, job_id)
         self._set_job(job_id, JobState.STARTING, started=True)
         self._set_job(job_id, JobState.RUNNING)
-        n = len(steps)
+        weights = [max(1, getattr(st, "weight", 1)) for st in steps]
+        total = sum(weights)
         for i, step in enumerate(steps):
             if ctx.cancelled():
                 self._set_job(job_id, JobState.SHUTTING_DOWN, message="cancel requested")
                 ok = self._undo(job_id, steps)
                 self._finish(job_id, JobState.TERMINATED, Rollback.CLEAN if ok else Rollback.FAILED)
                 return
-            ctx.progress(step.name, int(100 * i / max(n, 1)), step.description)
+            lo = 100 * sum(weights[:i]) / total
+            ctx.span = (lo, lo + 100 * weights[i] / total)
+            ctx.progress(step.name, int(lo), step.description)
             self._set_step(job_id, i, StepState.RUNNING)
             try:
                 result = step.do(ctx)
+            except Cancelled as exc:  # the step stopped its own work on a cancel request
+                self._set_step(job_id, i, StepState.FAILED, error=_error_dict(exc))
+                self._set_job(job_id, JobState.SHUTTING_DOWN, message="cancel requested")
+                ok = self._undo(job_id, steps)
+                self._finish(job_id, JobState.TERMINATED, Rollback.CLEAN if ok else Rollback.FAILED)
+                return
             except BaseException as exc:
                 log.info("job %d step %s failed: %s", job_id, step.name, exc)
                 self._set_step(job_id, i, StepState.FAILED, error=_error_dict(exc))

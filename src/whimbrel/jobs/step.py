@@ -32,11 +32,16 @@ class JobContext(Protocol):
 
     def progress(self, phase: str, percent: int, message: str = "", **extra: Any) -> None: ...
 
+    def step_progress(self, fraction: float, phase: str, message: str = "", **extra: Any) -> None:
+        """Progress within the running step: ``fraction`` of its share of the bar."""
+        ...
+
     def cancelled(self) -> bool: ...
 
 
 class Step(ABC):
     name: str = "step"
+    weight: int = 1  # share of the job's progress bar, relative to the other steps
 
     @property
     def description(self) -> str:
@@ -58,8 +63,10 @@ class FnStep(Step):
         description: str,
         do: Callable[[JobContext], StepResult],
         undo: Callable[[JobContext, StepResult], None] | None = None,
+        weight: int = 1,
     ) -> None:
         self.name = name
+        self.weight = weight
         self._description = description
         self._do = do
         self._undo = undo

@@ -66,6 +66,15 @@ class LabHost:
     def host_uuid(self) -> str:
         return f"7ab{self.lab.octet:05d}-1ab0-4000-8000-{self.index:012d}"
 
+    @property
+    def migration_settings(self) -> dict[str, object]:
+        """How the lab registers the host: its two networks, migrations on the dedicated one."""
+        return {
+            "addresses": [f"{self.mgmt_ip}/24", f"{self.migration_ip}/24"],
+            "networks": [f"10.{self.lab.octet}.1.0/24"],
+            "peer_pki": PKI_DIR,
+        }
+
     def veth(self, net: str) -> str:
         return f"wb{self.lab.name[:3]}{self.index}{net}"
 

@@ -41,10 +41,15 @@ def make_engine(url: str) -> Engine:
     )
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (first start included)."""
+def alembic_config(_engine: Engine) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (first start included)."""
+    cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

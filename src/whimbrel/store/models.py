@@ -75,6 +75,10 @@ class Host(Base):
     hypervisor_version: Mapped[str] = mapped_column(String(64), default="")
     virt_type: Mapped[str] = mapped_column(String(16), default="")
     machine_types: Mapped[list[Any]] = mapped_column(default=list)
+    # The host's addresses with prefix (10.0.1.5/24): where migrations may arrive.
+    addresses: Mapped[list[Any]] = mapped_column(default=list)
+    # Maintenance mode: takes no new VMs and is no migration destination.
+    maintenance: Mapped[bool] = mapped_column(default=False)
     refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     cluster: Mapped[Cluster | None] = relationship(back_populates="hosts")
     networks: Mapped[list[Network]] = relationship(
@@ -105,7 +109,23 @@ class MigrationSettings(Base):
     performance: Mapped[str] = mapped_column(String(16), default="compression")
     parallel_connections: Mapped[int] = mapped_column(Integer, default=4)
     encrypt: Mapped[bool] = mapped_column(default=False)
+    # Peer auth: the directory on the host holding its own client certificate.
+    peer_pki: Mapped[str] = mapped_column(String(4096), default="")
     host: Mapped[Host] = relationship(back_populates="migration")
+
+
+class Link(Base):
+    """Migration throughput last measured from one host to another (convergence prediction)."""
+
+    __tablename__ = "links"
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    )
+    dest_id: Mapped[int] = mapped_column(
+        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    )
+    bytes_per_s: Mapped[int] = mapped_column(BigInteger, default=0)
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Network(Base):

@@ -24,6 +24,7 @@ from whimbrel.domain.vm import (
     VmState,
 )
 from whimbrel.drivers.libvirt.errors import call_error, connect_error
+from whimbrel.drivers.libvirt.migration_ops import MigrationOps
 from whimbrel.drivers.libvirt.xml import domain_xml, volume_xml
 from whimbrel.errors import Conflict, NotFound, WrongState
 
@@ -84,10 +85,12 @@ _EVENTS = (
 )
 
 
-class LibvirtHost:
-    def __init__(self, conn: libvirt.virConnect, uri: str):
+class LibvirtHost(MigrationOps):
+    def __init__(self, conn: libvirt.virConnect, uri: str, pki_dir: Path | None = None):
         self.conn = conn
         self.uri = uri
+        self._pki_dir = pki_dir
+        self.open_uri = with_pkipath(uri, pki_dir)
         self.name = urlsplit(uri).hostname or uri
         self._events: deque[DomainEvent] = deque(maxlen=10_000)
         self._callback = conn.domainEventRegisterAny(
@@ -116,7 +119,11 @@ class LibvirtHost:
         # Keepalive: a dead host is noticed within ~15 s instead of a TCP timeout.
         with contextlib.suppress(libvirt.libvirtError):  # unix sockets have no keepalive
             conn.setKeepAlive(5, 3)
-        return cls(conn, uri)
+        return cls(conn, uri, pki_dir)
+
+    def open_uri_for(self, uri: str) -> str:
+        """``uri`` with the manager's credentials, for a connection of the driver's own."""
+        return with_pkipath(uri, self._pki_dir)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:

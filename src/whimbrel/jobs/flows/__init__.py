@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from whimbrel.jobs.flow import FlowRegistry
-from whimbrel.jobs.flows import inventory, vm_create, vm_power
+from whimbrel.jobs.flows import host_migration, inventory, vm_create, vm_migrate, vm_power
 
 
 def registry() -> FlowRegistry:
-    return FlowRegistry([*inventory.FLOWS, vm_create.VmCreate(), *vm_power.FLOWS])
+    return FlowRegistry(
+        [
+            *inventory.FLOWS,
+            host_migration.HostMigrationSet(),
+            vm_create.VmCreate(),
+            *vm_power.FLOWS,
+            vm_migrate.VmMigrate(),
+        ]
+    )

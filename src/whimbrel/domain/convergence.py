@@ -1,0 +1,137 @@
+"""Will pre-copy converge?  A prediction made before the memory copy starts.
+
+Every anchor detects non-convergence after the fact (research/anchors.md §3.1).
+Pre-copy ends when what is left to send fits in the allowed downtime.  While the
+guest dirties memory more slowly than the link carries it, each pass is shorter
+than the last and the copy converges at any downtime.  When it dirties as fast
+as the link or faster, what remains after a pass stays about one second of
+dirtying, so the copy ends only if the downtime allows sending that much.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from whimbrel.domain.migration import MIB, Policy
+
+ASSUMED_LINK_BPS = 125_000_000  # 1 Gbit/s, when no migration between the hosts was measured
+_MARGIN = 0.8  # the link never delivers all of its rate to one stream
+
+
+@dataclass(frozen=True)
+class Prediction:
+    memory_bytes: int
+    dirty_bps: int
+    link_bps: int
+    link_source: str
+    converges: bool
+    downtime_ms: int  # the downtime to start with
+    needed_ms: int
+    auto_converge: bool
+    strategy: list[str] = field(default_factory=list)
+    eta_s: float = 0.0
+
+    @property
+    def verdict(self) -> str:
+        if self.dirty_bps < 0:
+            return "dirty rate unknown: pre-copy, escalating the downtime if it stalls"
+        head = (
+            f"guest dirties {self.dirty_bps / MIB:.0f} MiB/s, link {self.link_bps / MIB:.0f} MiB/s"
+            f" ({self.link_source})"
+        )
+        if self.converges:
+            return (
+                f"{head}: converges with {self.downtime_ms} ms downtime in about {self.eta_s:.1f} s"
+            )
+        return f"{head}: pre-copy alone would need {self.needed_ms} ms downtime; " + ", ".join(
+            self.strategy
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dirty_mib_s": round(self.dirty_bps / MIB, 1),
+            "link_mib_s": round(self.link_bps / MIB, 1),
+            "link_source": self.link_source,
+            "converges": self.converges,
+            "downtime_ms": self.downtime_ms,
+            "needed_ms": self.needed_ms,
+            "strategy": self.strategy,
+            "eta_s": round(self.eta_s, 1),
+            "verdict": self.verdict,
+        }
+
+
+def predict(
+    memory_bytes: int, dirty_bps: int, link_bps: int, link_source: str, policy: Policy
+) -> Prediction:
+    usable = max(1, int(link_bps * _MARGIN))
+    first_pass = memory_bytes / usable
+    if dirty_bps < 0:  # not measurable: start plain, the live policy escalates on stalls
+        return Prediction(
+            memory_bytes,
+            dirty_bps,
+            link_bps,
+            link_source,
+            True,
+            policy.downtime_ms,
+            policy.downtime_ms,
+            False,
+            ["pre-copy"],
+            first_pass,
+        )
+    if dirty_bps < usable:
+        ratio = dirty_bps / usable
+        # Passes shrink by ``ratio`` until one fits into the downtime.
+        budget = usable * policy.downtime_ms / 1000
+        passes = 1 if ratio == 0 else max(1, math.ceil(math.log(budget / memory_bytes, ratio)))
+        eta = first_pass * (1 - ratio ** min(passes, 50)) / (1 - ratio) if ratio else first_pass
+        return Prediction(
+            memory_bytes,
+            dirty_bps,
+            link_bps,
+            link_source,
+            True,
+            policy.downtime_ms,
+            policy.downtime_ms,
+            False,
+            ["pre-copy"],
+            eta,
+        )
+    needed = math.ceil(1000 * dirty_bps / usable)
+    ladder = policy.downtime_ladder()
+    fits = [d for d in ladder if d >= needed]
+    if fits:
+        d = fits[0]
+        return Prediction(
+            memory_bytes,
+            dirty_bps,
+            link_bps,
+            link_source,
+            True,
+            d,
+            needed,
+            False,
+            [f"pre-copy with the downtime raised to {d} ms"],
+            first_pass + 2 * d / 1000,
+        )
+    strategy = [f"downtime raised to {policy.max_downtime_ms} ms"]
+    if policy.auto_converge:
+        strategy.append("auto-converge (the guest's vCPUs are throttled)")
+    if policy.postcopy:
+        strategy.append("then post-copy")
+    else:
+        strategy.append("post-copy not allowed (--postcopy); quick migration is the alternative")
+    return Prediction(
+        memory_bytes,
+        dirty_bps,
+        link_bps,
+        link_source,
+        False,
+        policy.max_downtime_ms,
+        needed,
+        policy.auto_converge,
+        strategy,
+        first_pass * 3,
+    )

@@ -1,0 +1,261 @@
+"""``vm.migrate``: every kind of move as one job of steps with undo.
+
+live          preflight → migrate → record
+live+storage  preflight → prepare destination → migrate (disks mirrored) → record → cleanup
+storage       preflight → prepare destination → copy and switch → record → cleanup
+quick         preflight → define on destination → save → restore on destination → record → cleanup
+offline       preflight → move definition → record
+
+If a step fails or the job is cancelled, the steps done are undone in reverse:
+the VM ends running on the source with its disks untouched, and nothing is
+left on the destination.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from whimbrel.connections import ConnectionPool
+from whimbrel.domain.migration import MIB, MoveKind, OnTimeout
+from whimbrel.domain.vm import VmState
+from whimbrel.errors import InvalidInput
+from whimbrel.jobs.flow import Flow
+from whimbrel.jobs.flows import migrate_steps as ms
+from whimbrel.jobs.flows.vm_common import ctx_result, spec_of
+from whimbrel.jobs.live import LiveMigration, prediction_for
+from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
+from whimbrel.ops import OpVmMigrate
+from whimbrel.preflight.finding import PreflightFailed, blocking
+from whimbrel.preflight.migration import move_kind, preflight
+from whimbrel.store.repo import get_host, get_vm, is_shared_path
+
+LIVE_KINDS = (MoveKind.LIVE, MoveKind.LIVE_STORAGE, MoveKind.QUICK, MoveKind.OFFLINE)
+
+
+def slot_locks(kind: MoveKind, source: str, dest: str) -> list[str]:
+    """Counted locks: a host runs at most its limit of moves at once; more wait."""
+    out = []
+    if kind in LIVE_KINDS:
+        out += [f"live-migration:{source}", f"live-migration:{dest}"]
+    if kind in (MoveKind.LIVE_STORAGE, MoveKind.STORAGE):
+        out += sorted({f"storage-migration:{source}", f"storage-migration:{dest}"})
+    return out
+
+
+class VmMigrate(Flow):
+    op_type = OpVmMigrate
+
+    def locks(self, op: OpVmMigrate) -> list[str]:
+        return [f"vm:{op.name}", *slot_locks(MoveKind(op.move), op.source, op.to)]
+
+    def validate(self, op: OpVmMigrate, s: Session, conns: ConnectionPool) -> None:
+        if op.on_timeout not in set(OnTimeout):
+            raise InvalidInput(
+                "E_INVALID_ON_TIMEOUT",
+                f"--on-timeout {op.on_timeout!r} is not one of abort, force",
+                "use --on-timeout abort (the VM stays on the source) or force",
+            )
+        if op.downtime_ms < 1 or op.timeout_s_per_gib <= 0 or op.bandwidth_mib_s < 0:
+            raise InvalidInput(
+                "E_INVALID_POLICY",
+                "downtime, timeout per GiB and bandwidth must be positive",
+                "give --downtime-ms ≥ 1, --timeout-per-gib > 0, --bandwidth ≥ 0",
+            )
+        plan = preflight(op, s, conns)
+        if blocking(list(plan.findings)):
+            raise PreflightFailed(list(plan.findings))
+
+    def bind(self, op: OpVmMigrate, s: Session) -> OpVmMigrate:
+        vm = get_vm(s, op.name)
+        src = vm.host.name if vm.host else op.to
+        kind = move_kind(op, vm.state, src == op.to)
+        return dataclasses.replace(op, source=src, move=str(kind))
+
+    def steps(self, op: OpVmMigrate) -> list[Step]:
+        kind = MoveKind(op.move)
+        pre = ms.preflight_step(op)
+        if kind == MoveKind.LIVE:
+            return [pre, live_step(op), ms.record_step(op)]
+        if kind == MoveKind.LIVE_STORAGE:
+            return [
+                pre,
+                ms.dest_volumes_step(op),
+                live_step(op),
+                ms.record_step(op),
+                ms.cleanup_step(op),
+            ]
+        if kind == MoveKind.STORAGE:
+            return [
+                pre,
+                ms.dest_volumes_step(op),
+                storage_step(op),
+                ms.record_step(op),
+                ms.cleanup_step(op),
+            ]
+        if kind == MoveKind.QUICK:
+            return [pre, *quick_steps(op), ms.record_step(op), quick_cleanup_step(op)]
+        return [pre, live_step(op), ms.record_step(op)]  # offline: the definition moves
+
+
+def live_step(op: OpVmMigrate) -> Step:
+    """Copy memory (and disks) while the VM runs; the policy pushes it to converge.
+
+    Undo: migrate it back the same way, to the source."""
+
+    def run(ctx: JobContext) -> StepResult:
+        plan = ms.plan_of(ctx)
+        src, dst = ctx.driver(plan.source), ctx.driver(plan.dest)
+        req = ms.request(ctx, op, plan)
+        with ctx.sessions() as s:
+            memory = get_vm(s, op.name).memory_mib * MIB
+        size = memory + sum(d.size_bytes for d in plan.disks)
+        if plan.kind == MoveKind.OFFLINE:
+            src.migrate(op.name, req, False)
+            return {"source": plan.source, "dest": plan.dest, "result": None}
+        link = ms.link_of(ctx, plan.source, plan.dest)
+        ctx.step_progress(0.0, "predict", "sampling the guest's dirty rate")
+        pred = prediction_for(src, op.name, memory, link, req)
+        ctx.step_progress(
+            0.0, "predict", pred.verdict, prediction=pred.to_dict(), request=req.to_dict()
+        )
+        result = LiveMigration(ctx, src, dst, op.name, req, pred, size).run()
+        if result.total_ms > 0:
+            ms.record_link(
+                ctx, plan.source, plan.dest, result.memory_bytes * 1000 // result.total_ms
+            )
+        ctx.progress("switchover", 0, "migrated", result=result.to_dict())
+        return {"source": plan.source, "dest": plan.dest, "result": result.to_dict()}
+
+    def undo(ctx: JobContext, r: StepResult) -> None:
+        plan = ms.plan_of(ctx)
+        back = plan.__class__(
+            plan.kind,
+            plan.dest,
+            plan.source,
+            _address_back(ctx, plan.dest, plan.source),
+            tuple(
+                d.__class__(d.target, d.dest_path, d.source_path, d.size_bytes) for d in plan.disks
+            ),
+            plan.shared,
+        )
+        req = ms.request(ctx, op, back)
+        ctx.driver(plan.dest).migrate(op.name, req, True)
+
+    return FnStep(
+        "migrate", f"{op.move} migration of VM {op.name} to {op.to}", run, undo, weight=10
+    )
+
+
+def _address_back(ctx: JobContext, frm: str, to: str) -> str:
+    from whimbrel.preflight.hosts import pick_address
+
+    with ctx.sessions() as s:
+        return pick_address(get_host(s, frm), get_host(s, to)) or ""
+
+
+def storage_step(op: OpVmMigrate) -> Step:
+    """Mirror each disk to its new path while the VM runs, then switch to it.
+
+    Undo: mirror it back to the old path (still there until cleanup)."""
+
+    def progress(ctx: JobContext) -> Any:
+        def report(done: int, total: int) -> None:
+            ctx.step_progress(
+                done / max(1, total),
+                "disk copy",
+                f"disk copy: {(total - done) / MIB:.0f} MiB left",
+                remaining_mib=round((total - done) / MIB, 1),
+            )
+
+        return report
+
+    def run(ctx: JobContext) -> StepResult:
+        plan = ms.plan_of(ctx)
+        drv = ctx.driver(plan.source)
+        drv.move_disks(op.name, list(plan.disks), progress(ctx))
+        drv.relocate_disks(op.name, {d.target: d.dest_path for d in plan.disks})
+        return {"host": plan.source}
+
+    def undo(ctx: JobContext, r: StepResult) -> None:
+        plan = ms.plan_of(ctx)
+        drv = ctx.driver(plan.source)
+        back = [d.__class__(d.target, d.dest_path, d.source_path, d.size_bytes) for d in plan.disks]
+        drv.move_disks(op.name, back, progress(ctx))
+        drv.relocate_disks(op.name, {d.target: d.source_path for d in plan.disks})
+
+    return FnStep("copy and switch", f"move VM {op.name}'s disks", run, undo, weight=10)
+
+
+def state_file(ctx: JobContext, op: OpVmMigrate) -> str:
+    """Where quick migration keeps the saved state: next to the VM's first shared disk."""
+    with ctx.sessions() as s:
+        vm = get_vm(s, op.name)
+        host = vm.host
+        for d in vm.disks:
+            if host is not None and is_shared_path(host, d.path):
+                return d.path.rsplit("/", 1)[0] + f"/{op.name}.whimbrel-state"
+        if host is not None and host.cluster is not None and host.cluster.shared_storage:
+            return host.cluster.shared_storage[0].path.rstrip("/") + f"/{op.name}.whimbrel-state"
+    raise InvalidInput(
+        "E_QUICK_NEEDS_SHARED",
+        f"VM {op.name} has no shared storage to keep its saved state on",
+        "quick migration needs cluster shared storage; use a live move",
+    )
+
+
+def quick_steps(op: OpVmMigrate) -> list[Step]:
+    """Quick migration: state saved to shared storage, restored on the destination."""
+
+    def define(ctx: JobContext) -> StepResult:
+        """Undo: undefine it on the destination."""
+        plan = ms.plan_of(ctx)
+        with ctx.sessions() as s:
+            spec = spec_of(get_vm(s, op.name))
+        ctx.driver(plan.dest).define(spec)
+        return {"host": plan.dest}
+
+    def undefine(ctx: JobContext, r: StepResult) -> None:
+        ctx.driver(ms.plan_of(ctx).dest).undefine(op.name)
+
+    def save(ctx: JobContext) -> StepResult:
+        """Undo: restore it on the source from the same file."""
+        plan = ms.plan_of(ctx)
+        path = state_file(ctx, op)
+        ctx.step_progress(0.0, "save", f"saving VM {op.name}'s state to {path}")
+        ctx.driver(plan.source).save_to(op.name, path)
+        return {"path": path}
+
+    def unsave(ctx: JobContext, r: StepResult) -> None:
+        ctx.driver(ms.plan_of(ctx).source).restore_from((r or {})["path"])
+
+    def restore(ctx: JobContext) -> StepResult:
+        """Undo: save it again (it ran on the destination since), for the source."""
+        plan = ms.plan_of(ctx)
+        path = ctx_result(ctx, 2)["path"]
+        ctx.driver(plan.dest).restore_from(str(path))
+        return {"path": path}
+
+    def unrestore(ctx: JobContext, r: StepResult) -> None:
+        ctx.driver(ms.plan_of(ctx).dest).save_to(op.name, (r or {})["path"])
+
+    return [
+        FnStep("define on destination", f"define VM {op.name} on {op.to}", define, undefine),
+        FnStep("save", f"save VM {op.name}'s state to shared storage", save, unsave, weight=3),
+        FnStep("restore", f"restore VM {op.name} on {op.to}", restore, unrestore, weight=3),
+    ]
+
+
+def quick_cleanup_step(op: OpVmMigrate) -> Step:
+    """Forget the VM on the source and delete the state file.  Last step: no undo."""
+
+    def run(ctx: JobContext) -> StepResult:
+        plan = ms.plan_of(ctx)
+        ctx.driver(plan.source).undefine(op.name)
+        path = str(ctx_result(ctx, 2)["path"])
+        ctx.driver(plan.dest).delete_volume(path)
+        return {"deleted": path, "state": str(VmState.RUNNING)}
+
+    return FnStep("cleanup", "forget the VM on the source, delete the state file", run)

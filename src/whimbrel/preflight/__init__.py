@@ -1,0 +1,1 @@
+"""Read-only checks that return every finding, not the first (DESIGN principle 6)."""

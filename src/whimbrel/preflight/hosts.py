@@ -1,0 +1,156 @@
+"""Checks on the two hosts of a move: settings, networks, authentication.
+
+Each check names the seed passage it comes from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from whimbrel.domain.migration import Auth, HostMigration
+from whimbrel.errors import WhimbrelError
+from whimbrel.preflight.finding import Finding, HostDrivers, Severity
+from whimbrel.store.models import Host
+
+E, W = Severity.ERROR, Severity.WARNING
+
+
+def settings_of(h: Host) -> HostMigration:
+    m = h.migration
+    if m is None:
+        return HostMigration()
+    return HostMigration(
+        enabled=m.enabled,
+        max_live_migrations=m.max_live_migrations,
+        max_storage_migrations=m.max_storage_migrations,
+        networks=tuple(m.networks),
+        auth=Auth(m.auth),
+        performance=m.performance,  # type: ignore[arg-type]
+        parallel_connections=m.parallel_connections,
+        encrypt=m.encrypt,
+    )
+
+
+def check_enabled(src: Host, dst: Host) -> list[Finding]:
+    """Seed 001, step 2.4: "ライブ マイグレーションでの送受信を有効にする" (Enable-VMMigration)
+    must be on at both ends, for outgoing on the source and incoming on the destination."""
+    out = []
+    for h, role in ((src, "source"), (dst, "destination")):
+        if not settings_of(h).enabled:
+            out.append(
+                Finding(
+                    "E_MIGRATION_DISABLED",
+                    E,
+                    f"host {h.name}",
+                    f"migration is disabled on the {role} host {h.name}",
+                    f"run 'whimbrel host migration enable {h.name}'",
+                )
+            )
+    return out
+
+
+def check_maintenance(dst: Host) -> list[Finding]:
+    """Seed 004 (maintenance mode): a host in maintenance takes no new VMs."""
+    if not dst.maintenance:
+        return []
+    return [
+        Finding(
+            "E_DEST_IN_MAINTENANCE",
+            E,
+            f"host {dst.name}",
+            f"the destination host {dst.name} is in maintenance mode and takes no VMs",
+            "choose another host, or end maintenance with "
+            f"'whimbrel host maintenance stop {dst.name}'",
+        )
+    ]
+
+
+def _uri_ip(h: Host) -> str:
+    return urlsplit(h.uri).hostname or ""
+
+
+def pick_address(src: Host, dst: Host) -> str | None:
+    """The destination address the migration stream goes to, or None.
+
+    Seed 001, "ネットワークの優先順位" and step 2.6 (Set-VMMigrationNetwork /
+    "使用可能な任意のネットワーク"): the destination accepts migrations only on
+    its allowed networks, and the source must sit on the same network.  A
+    dedicated network (not the management address) is preferred: the stream
+    is unencrypted unless ``encrypt`` is on.
+    """
+    allowed = settings_of(dst)
+    src_ips = [ipaddress.ip_interface(a).ip for a in src.addresses]
+    usable = [
+        str(iface.ip)
+        for iface in map(ipaddress.ip_interface, dst.addresses)
+        if allowed.allows(str(iface)) and any(ip in iface.network for ip in src_ips)
+    ]
+    dedicated = [a for a in usable if a != _uri_ip(dst)]
+    if dedicated or usable:
+        return (dedicated or usable)[0]
+    if not allowed.networks and _uri_ip(dst):
+        return _uri_ip(dst)  # "any network": the address the manager reaches it on
+    return None
+
+
+def check_network(src: Host, dst: Host) -> tuple[list[Finding], str | None]:
+    addr = pick_address(src, dst)
+    if addr is None:
+        nets = ", ".join(settings_of(dst).networks) or "any"
+        return [
+            Finding(
+                "E_NO_MIGRATION_NETWORK",
+                E,
+                f"hosts {src.name} → {dst.name}",
+                f"{dst.name} accepts migrations only on {nets}, and none of its addresses "
+                f"({', '.join(dst.addresses) or 'none declared'}) is on a network {src.name} "
+                f"is on ({', '.join(src.addresses) or 'none declared'})",
+                f"add a common network with 'whimbrel host migration set {dst.name} --network "
+                "CIDR', or declare the hosts' addresses with 'whimbrel host migration set HOST "
+                "--address IP/PREFIX'",
+            )
+        ], None
+    out = []
+    if not settings_of(src).encrypt and not settings_of(dst).networks:
+        out.append(
+            Finding(
+                "W_MIGRATION_UNENCRYPTED",
+                W,
+                f"hosts {src.name} → {dst.name}",
+                "the migration stream is not encrypted and may use any network "
+                "(seed 001: live migration traffic is not encrypted)",
+                f"restrict it to a private network ('whimbrel host migration set {dst.name} "
+                "--network CIDR') or turn on '--encrypt'",
+            )
+        )
+    return out, addr
+
+
+def check_auth(src: Host, dst: Host, conns: HostDrivers) -> list[Finding]:
+    """Seeds 001 and 003: who authenticates the move.
+
+    ``managed`` (CredSSP's place): the manager itself must log in to both
+    hosts.  ``peer`` (Kerberos with constrained delegation): the source logs
+    in to the destination with its own identity, which the destination must
+    trust; a missing trust is the 0x8009030E case of seed 003, reported with
+    its cause instead of "no credentials are available".
+    """
+    out = []
+    for h in (src, dst):
+        try:
+            conns.for_host(h.name)
+        except WhimbrelError as exc:
+            out.append(_finding(exc, f"host {h.name}", E))
+    if out or settings_of(src).auth != Auth.PEER:
+        return out
+    pki = src.migration.peer_pki if src.migration else ""
+    try:
+        conns.for_host(src.name).check_peer_trust(dst.uri, pki)
+    except WhimbrelError as exc:
+        out.append(_finding(exc, f"hosts {src.name} → {dst.name}", E))
+    return out
+
+
+def _finding(exc: WhimbrelError, subject: str, sev: Severity) -> Finding:
+    return Finding(exc.code, sev, subject, exc.cause, exc.fix, exc.detail)
