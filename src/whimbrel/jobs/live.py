@@ -27,6 +27,11 @@ from whimbrel.errors import Cancelled, WhimbrelError, WrongState
 from whimbrel.jobs.step import JobContext
 
 POLL_S = 0.25
+# The dirty rate last seen per VM (by a sample or during its last migration):
+# reused for RECENT_S so that a VM moved again soon does not wait for a new
+# one-second sample.
+RECENT_S = 120.0
+_recent: dict[str, tuple[float, int]] = {}
 
 
 class _Copy(threading.Thread):
@@ -52,7 +57,12 @@ def prediction_for(
     if req.policy.bandwidth_mib_s:
         link_bps = min(link_bps, req.policy.bandwidth_mib_s * MIB)
         link_source += f", capped at {req.policy.bandwidth_mib_s} MiB/s"
-    dirty = src.dirty_rate(name, 1)
+    seen = _recent.get(name)
+    if seen is not None and time.monotonic() - seen[0] < RECENT_S:
+        dirty = seen[1]
+    else:
+        dirty = src.dirty_rate(name, 1)
+        _recent[name] = (time.monotonic(), dirty)
     return predict(memory_bytes, dirty, link_bps, link_source, req.policy)
 
 
@@ -98,6 +108,8 @@ class LiveMigration:
             if stats is None or not stats.active:
                 continue
             self._report(stats)
+            if stats.dirty_rate_pps:
+                _recent[self.name] = (time.monotonic(), stats.dirty_bps)
             if time.monotonic() - t0 > self.deadline and not (timed_out or self.forced):
                 timed_out = self._on_timeout()
                 continue

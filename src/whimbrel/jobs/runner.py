@@ -70,6 +70,11 @@ class _Run:
     def driver_for_uri(self, uri: str) -> HostDriver:
         return self._runner.conns.for_uri(uri)
 
+    def reconnect(self, host_name: str) -> HostDriver:
+        conns = self._runner.conns
+        conns.drop(conns.uri_of(host_name))
+        return conns.for_host(host_name)
+
     def progress(self, phase: str, percent: int, message: str = "", **extra: Any) -> None:
         with self.sessions.begin() as s:
             job = s.get_one(Job, self.job_id)

@@ -30,6 +30,10 @@ class JobContext(Protocol):
 
     def driver_for_uri(self, uri: str) -> HostDriver: ...
 
+    def reconnect(self, host_name: str) -> HostDriver:
+        """Drop the host's connection and open a new one (after the host restarted)."""
+        ...
+
     def progress(self, phase: str, percent: int, message: str = "", **extra: Any) -> None: ...
 
     def step_progress(self, fraction: float, phase: str, message: str = "", **extra: Any) -> None:

@@ -110,10 +110,11 @@ def peer_error(src: str, dest_uri: str, exc: libvirt.libvirtError) -> Exception:
 
 def _flags(req: MigrationRequest, live: bool, auto_converge: bool) -> int:
     f = libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
-    if live:
-        f |= libvirt.VIR_MIGRATE_LIVE
     if req.auth == Auth.PEER:
         f |= libvirt.VIR_MIGRATE_PEER2PEER
+    if not live:  # a stopped VM: only its definition moves, no stream options apply
+        return int(f | libvirt.VIR_MIGRATE_OFFLINE)
+    f |= libvirt.VIR_MIGRATE_LIVE
     if req.encrypt:
         f |= libvirt.VIR_MIGRATE_TLS
     if req.performance == Performance.COMPRESSION:
@@ -159,9 +160,12 @@ def migrate(host: MigrationOps, name: str, req: MigrationRequest, auto_converge:
     conn = libvirt.open(host.open_uri)
     try:
         dom = conn.lookupByName(name)
-        dom.migrateSetMaxDowntime(req.policy.downtime_ms, 0)
         live = dom.isActive() == 1
         flags, params = _flags(req, live, auto_converge), _params(req, auto_converge)
+        if live:
+            dom.migrateSetMaxDowntime(req.policy.downtime_ms, 0)
+        else:
+            params = {}
         moved = {d.target: d.dest_path for d in req.copy_disks if d.dest_path != d.source_path}
         if moved:  # new disk paths on the destination: send definitions that use them
             live_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)

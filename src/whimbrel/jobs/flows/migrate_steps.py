@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from whimbrel.domain.migration import Auth, MigrationRequest, Performance, Policy
 from whimbrel.drivers.base import HostDriver
+from whimbrel.errors import HostUnreachable, HypervisorError
 from whimbrel.jobs.flows.vm_common import ctx_result
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmMigrate
@@ -120,11 +123,26 @@ def dest_volumes_step(op: OpVmMigrate) -> Step:
     def undo(ctx: JobContext, r: StepResult) -> None:
         r = r or {}
         if r.get("host"):
-            drv = ctx.driver(r["host"])
-            for path in r.get("paths", []):
-                drv.delete_volume(path)
+            retrying(ctx, r["host"], lambda drv: [drv.delete_volume(p) for p in r["paths"]])
 
     return FnStep("prepare destination", "create the destination disk images", run, undo)
+
+
+def retrying(ctx: JobContext, host: str, fn: Any, timeout_s: float = 60.0) -> None:
+    """Run ``fn(driver)``, reconnecting while the host is down (it may be restarting:
+    a destination that failed mid-copy must still lose its half-copied disks)."""
+    deadline = time.monotonic() + timeout_s
+    drv = ctx.driver(host)
+    while True:
+        try:
+            fn(drv)
+            return
+        except (HostUnreachable, HypervisorError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+            with contextlib.suppress(HostUnreachable, HypervisorError):
+                drv = ctx.reconnect(host)
 
 
 def record_step(op: OpVmMigrate) -> Step:
