@@ -8,6 +8,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -336,10 +337,10 @@ class LibvirtHost(MigrationOps):
         try:
             vol = self.conn.storageVolLookupByPath(path)
         except libvirt.libvirtError:
-            for pool in self.conn.listAllStoragePools(
-                libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE
-            ):
-                pool.refresh(0)
+            active = libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE
+            pools = self._call("storage pools", lambda: self.conn.listAllStoragePools(active))
+            for pool in pools:
+                self._call(f"refresh pool {pool.name()}", partial(pool.refresh, 0))
             try:
                 vol = self.conn.storageVolLookupByPath(path)
             except libvirt.libvirtError:

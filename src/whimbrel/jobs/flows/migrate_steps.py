@@ -10,7 +10,7 @@ from typing import Any
 
 from whimbrel.domain.migration import Auth, MigrationRequest, Performance, Policy
 from whimbrel.drivers.base import HostDriver
-from whimbrel.errors import HostUnreachable, HypervisorError
+from whimbrel.errors import Category, WhimbrelError
 from whimbrel.jobs.flows.vm_common import ctx_result
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmMigrate
@@ -137,11 +137,11 @@ def retrying(ctx: JobContext, host: str, fn: Any, timeout_s: float = 60.0) -> No
         try:
             fn(drv)
             return
-        except (HostUnreachable, HypervisorError):
-            if time.monotonic() > deadline:
+        except WhimbrelError as exc:
+            if exc.category != Category.ENVIRONMENT or time.monotonic() > deadline:
                 raise
             time.sleep(1.0)
-            with contextlib.suppress(HostUnreachable, HypervisorError):
+            with contextlib.suppress(WhimbrelError):
                 drv = ctx.reconnect(host)
 
 
