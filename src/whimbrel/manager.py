@@ -15,12 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from whimbrel.config import Settings
 from whimbrel.connections import ConnectionPool, Opener
+from whimbrel.domain.migration import HostMigration
 from whimbrel.drivers import open_host
 from whimbrel.jobs.flows import registry
 from whimbrel.jobs.runner import JobRunner
 from whimbrel.monitor import InventoryMonitor
 from whimbrel.store.db import open_store
 from whimbrel.store.models import Host
+from whimbrel.store.repo import migration_settings
 
 
 def ensure_token(path: Path) -> str:
@@ -56,15 +58,12 @@ class Manager:
     def capacity(self, lock: str) -> int:
         """A host's migration limits for its slot locks; 1 for every other lock."""
         kind, _, host = lock.partition(":")
-        field = {
-            "live-migration": "max_live_migrations",
-            "storage-migration": "max_storage_migrations",
-        }.get(kind)
-        if field is None:
+        if kind not in ("live-migration", "storage-migration"):
             return 1
         with self.sessions() as s:
             h = s.scalar(select(Host).where(Host.name == host))
-            return int(getattr(h.migration, field)) if h is not None and h.migration else 2
+            m = migration_settings(h) if h is not None else HostMigration()
+        return m.max_live_migrations if kind == "live-migration" else m.max_storage_migrations
 
     def start(self) -> None:
         self.runner.start()

@@ -105,23 +105,24 @@ def test_offline_move_of_a_stopped_vm(lab: Lab, lab_api: Api) -> None:
     wait_heartbeat(lab_api, "mig-off", above=2)
 
 
-def _cancel_when_copying(api: Api, name: str, out: dict[str, Any]) -> None:
-    def copying() -> bool:
-        jobs = api.call("GET", "/jobs").json()
-        j = next((j for j in jobs if j["subject"] == name and j["kind"] == "vm.migrate"), None)
-        return bool(j and j["phase"].startswith(("memory pass", "disk copy")) and j["id"])
+def copying_job(api: Api, name: str) -> int:
+    """Wait until the move of ``name`` is copying memory or disks; return its job id."""
 
-    wait_for(copying, timeout=60, period=0.1)
-    jobs = api.call("GET", "/jobs").json()
-    out["id"] = next(j["id"] for j in jobs if j["subject"] == name)
-    api.call("POST", f"/jobs/{out['id']}/cancel")
+    def job() -> int | None:
+        for j in api.call("GET", "/jobs").json():
+            if j["subject"] == name and j["kind"] == "vm.migrate":
+                return int(j["id"]) if j["phase"].startswith(("memory pass", "disk copy")) else None
+        return None
+
+    return int(wait_for(job, timeout=60, period=0.1))
 
 
 def test_cancel_mid_copy_leaves_the_vm_on_the_source(lab: Lab, lab_api: Api) -> None:
     lab_api.ok("POST", "/vms", lab_vm("mig-cancel", "h1", "local"))
     before = wait_heartbeat(lab_api, "mig-cancel", above=5)
-    seen: dict[str, Any] = {}
-    t = threading.Thread(target=_cancel_when_copying, args=(lab_api, "mig-cancel", seen))
+    t = threading.Thread(
+        target=lambda: lab_api.call("POST", f"/jobs/{copying_job(lab_api, 'mig-cancel')}/cancel")
+    )
     t.start()
     # 4 MiB/s: the copy takes long enough to be cancelled in the middle.
     job = migrate(
@@ -145,14 +146,7 @@ def test_destination_lost_mid_copy_leaves_the_vm_on_the_source(lab: Lab, lab_api
     before = wait_heartbeat(lab_api, "mig-kill", above=5)
 
     def kill_destination() -> None:
-        wait_for(
-            lambda: any(
-                j["subject"] == "mig-kill" and j["phase"].startswith(("memory", "disk"))
-                for j in lab_api.call("GET", "/jobs").json()
-            ),
-            timeout=60,
-            period=0.1,
-        )
+        copying_job(lab_api, "mig-kill")
         lab.kill_host("h2")
         time.sleep(1)
         lab.start_host("h2")

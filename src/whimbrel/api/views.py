@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from whimbrel.store.models import Cluster, Host, Job, Vm
+from whimbrel.store.repo import migration_settings
 
 
 def _ts(v: Any) -> str | None:
@@ -53,19 +54,19 @@ def host_view(h: Host, detail: bool = False) -> dict[str, Any]:
 
 
 def migration_view(h: Host) -> dict[str, Any]:
-    m = h.migration
+    m = migration_settings(h)
     return {
         "host": h.name,
-        "enabled": m.enabled if m else True,
-        "max_live_migrations": m.max_live_migrations if m else 2,
-        "max_storage_migrations": m.max_storage_migrations if m else 2,
-        "networks": (m.networks if m else None) or "any",
+        "enabled": m.enabled,
+        "max_live_migrations": m.max_live_migrations,
+        "max_storage_migrations": m.max_storage_migrations,
+        "networks": list(m.networks) or "any",
         "addresses": h.addresses,
-        "auth": m.auth if m else "managed",
-        "performance": m.performance if m else "compression",
-        "parallel_connections": m.parallel_connections if m else 4,
-        "encrypt": m.encrypt if m else False,
-        "peer_pki": m.peer_pki if m else "",
+        "auth": str(m.auth),
+        "performance": str(m.performance),
+        "parallel_connections": m.parallel_connections,
+        "encrypt": m.encrypt,
+        "peer_pki": m.peer_pki,
         "maintenance": h.maintenance,
     }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from whimbrel.domain.migration import MIB, Policy
@@ -66,56 +67,25 @@ class Prediction:
 def predict(
     memory_bytes: int, dirty_bps: int, link_bps: int, link_source: str, policy: Policy
 ) -> Prediction:
+    made = partial(Prediction, memory_bytes, dirty_bps, link_bps, link_source)
     usable = max(1, int(link_bps * _MARGIN))
     first_pass = memory_bytes / usable
-    if dirty_bps < 0:  # not measurable: start plain, the live policy escalates on stalls
-        return Prediction(
-            memory_bytes,
-            dirty_bps,
-            link_bps,
-            link_source,
-            True,
-            policy.downtime_ms,
-            policy.downtime_ms,
-            False,
-            ["pre-copy"],
-            first_pass,
-        )
-    if dirty_bps < usable:
-        ratio = dirty_bps / usable
-        # Passes shrink by ``ratio`` until one fits into the downtime.
-        budget = usable * policy.downtime_ms / 1000
-        passes = 1 if ratio == 0 else max(1, math.ceil(math.log(budget / memory_bytes, ratio)))
-        eta = first_pass * (1 - ratio ** min(passes, 50)) / (1 - ratio) if ratio else first_pass
-        return Prediction(
-            memory_bytes,
-            dirty_bps,
-            link_bps,
-            link_source,
-            True,
-            policy.downtime_ms,
-            policy.downtime_ms,
-            False,
-            ["pre-copy"],
-            eta,
-        )
+    if dirty_bps < usable:  # converges; unknown (-1) too: the live policy escalates on stalls
+        eta = first_pass
+        if dirty_bps > 0:
+            ratio = dirty_bps / usable
+            # Passes shrink by ``ratio`` until one fits into the downtime.
+            budget = usable * policy.downtime_ms / 1000
+            passes = max(1, math.ceil(math.log(budget / memory_bytes, ratio)))
+            eta = first_pass * (1 - ratio ** min(passes, 50)) / (1 - ratio)
+        d = policy.downtime_ms
+        return made(True, d, d, False, ["pre-copy"], eta)
     needed = math.ceil(1000 * dirty_bps / usable)
-    ladder = policy.downtime_ladder()
-    fits = [d for d in ladder if d >= needed]
+    fits = [d for d in policy.downtime_ladder() if d >= needed]
     if fits:
         d = fits[0]
-        return Prediction(
-            memory_bytes,
-            dirty_bps,
-            link_bps,
-            link_source,
-            True,
-            d,
-            needed,
-            False,
-            [f"pre-copy with the downtime raised to {d} ms"],
-            first_pass + 2 * d / 1000,
-        )
+        strategy = [f"pre-copy with the downtime raised to {d} ms"]
+        return made(True, d, needed, False, strategy, first_pass + 2 * d / 1000)
     strategy = [f"downtime raised to {policy.max_downtime_ms} ms"]
     if policy.auto_converge:
         strategy.append("auto-converge (the guest's vCPUs are throttled)")
@@ -123,15 +93,6 @@ def predict(
         strategy.append("then post-copy")
     else:
         strategy.append("post-copy not allowed (--postcopy); quick migration is the alternative")
-    return Prediction(
-        memory_bytes,
-        dirty_bps,
-        link_bps,
-        link_source,
-        False,
-        policy.max_downtime_ms,
-        needed,
-        policy.auto_converge,
-        strategy,
-        first_pass * 3,
+    return made(
+        False, policy.max_downtime_ms, needed, policy.auto_converge, strategy, first_pass * 3
     )

@@ -53,6 +53,7 @@ class HostMigration:
     performance: Performance = Performance.COMPRESSION
     parallel_connections: int = 4
     encrypt: bool = False
+    peer_pki: str = ""  # peer auth: the host's own certificate directory
 
     def allows(self, address: str) -> bool:
         """Whether incoming migration traffic may arrive on ``address``."""
@@ -113,6 +114,10 @@ class DiskMove:
     source_path: str
     dest_path: str
     size_bytes: int
+
+    def reversed(self) -> DiskMove:
+        """The same copy the other way: how a move is undone."""
+        return DiskMove(self.target, self.dest_path, self.source_path, self.size_bytes)
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,10 @@ class FakeFleet:
         return host
 
     def open(self, uri: str) -> FakeHost:
-        name = uri.split("://", 1)[-1].strip("/")
+        return FakeHost(self, self.host_of_uri(uri), uri)
+
+    def host_of_uri(self, uri: str) -> FakeHostState:
+        name = uri.split("://", 1)[-1].strip("/").split("?")[0]
         host = self.hosts.get(name)
         if host is None or not host.up:
             raise HostUnreachable(
@@ -107,13 +110,6 @@ class FakeFleet:
                 f"host {uri} does not answer",
                 "check that the host is up and its address is right",
             )
-        return FakeHost(self, host, uri)
-
-    def host_of_uri(self, uri: str) -> FakeHostState:
-        name = uri.split("://", 1)[-1].strip("/").split("?")[0]
-        host = self.hosts.get(name)
-        if host is None or not host.up:
-            raise HostUnreachable("E_HOST_UNREACHABLE", f"host {uri} does not answer", "check it")
         return host
 
     def disk_holder(self, path: str) -> str | None:
@@ -124,6 +120,12 @@ class FakeFleet:
                 ):
                     return h.name
         return None
+
+
+def _relocated(spec: DomainSpec, paths: dict[str, str]) -> DomainSpec:
+    """``spec`` with the disks of ``paths`` (target → new path) moved."""
+    disks = tuple(dataclasses.replace(k, path=paths.get(k.target, k.path)) for k in spec.disks)
+    return dataclasses.replace(spec, disks=disks)
 
 
 class FakeHost:
@@ -293,10 +295,7 @@ class FakeHost:
     def relocate_disks(self, name: str, paths: dict[str, str]) -> None:
         with self.fleet.lock:
             d = self._dom(name)
-            disks = tuple(
-                dataclasses.replace(k, path=paths.get(k.target, k.path)) for k in d.spec.disks
-            )
-            d.spec = dataclasses.replace(d.spec, disks=disks)
+            d.spec = _relocated(d.spec, paths)
 
     def domain_cpu(self, name: str) -> str:
         self._dom(name)
@@ -326,16 +325,10 @@ class FakeHost:
             d = self._dom(name)
             if name in dest.domains:
                 raise Conflict("E_DOMAIN_EXISTS", f"{name} exists on {dest.name}", "remove it")
-            paths = {m.target: m.dest_path for m in req.copy_disks}
             for m in req.copy_disks:
                 self.fleet.volumes[m.dest_path] = m.size_bytes
             self.h.domains.pop(name)
-            d.spec = dataclasses.replace(
-                d.spec,
-                disks=tuple(
-                    dataclasses.replace(k, path=paths.get(k.target, k.path)) for k in d.spec.disks
-                ),
-            )
+            d.spec = _relocated(d.spec, {m.target: m.dest_path for m in req.copy_disks})
             mem = d.spec.memory_mib << 20
             disk = sum(m.size_bytes for m in req.copy_disks)
             d.last_result = MigrationResult(1, 1, mem, disk, 1, [])

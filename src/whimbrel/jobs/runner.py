@@ -250,10 +250,11 @@ class JobRunner:
                 continue
             if job_id in self._running:
                 continue
-            busy = [lk for lk in locks if self._held[lk] >= max(1, self._capacity(lk))]
+            caps = {lk: max(1, self._capacity(lk)) for lk in locks}
+            busy = [lk for lk in locks if self._held[lk] >= caps[lk]]
             if busy or len(self._running) >= self._workers:
                 waiting += 1
-                what = ", ".join(f"{lk} (limit {self._capacity(lk)})" for lk in busy)
+                what = ", ".join(f"{lk} (limit {caps[lk]})" for lk in busy)
                 self._set_message(
                     job_id, f"queued: position {waiting}, waiting for {what or 'a worker'}"
                 )
@@ -291,10 +292,7 @@ class JobRunner:
         total = sum(weights)
         for i, step in enumerate(steps):
             if ctx.cancelled():
-                self._set_job(job_id, JobState.SHUTTING_DOWN, message="cancel requested")
-                ok = self._undo(job_id, steps)
-                self._finish(job_id, JobState.TERMINATED, Rollback.CLEAN if ok else Rollback.FAILED)
-                return
+                return self._terminate(job_id, steps)
             lo = 100 * sum(weights[:i]) / total
             ctx.span = (lo, lo + 100 * weights[i] / total)
             ctx.progress(step.name, int(lo), step.description)
@@ -303,10 +301,7 @@ class JobRunner:
                 result = step.do(ctx)
             except Cancelled as exc:  # the step stopped its own work on a cancel request
                 self._set_step(job_id, i, StepState.FAILED, error=_error_dict(exc))
-                self._set_job(job_id, JobState.SHUTTING_DOWN, message="cancel requested")
-                ok = self._undo(job_id, steps)
-                self._finish(job_id, JobState.TERMINATED, Rollback.CLEAN if ok else Rollback.FAILED)
-                return
+                return self._terminate(job_id, steps)
             except BaseException as exc:
                 log.info("job %d step %s failed: %s", job_id, step.name, exc)
                 self._set_step(job_id, i, StepState.FAILED, error=_error_dict(exc))
@@ -323,6 +318,12 @@ class JobRunner:
             self._set_step(job_id, i, StepState.DONE, result=result)
         ctx.progress("done", 100, "completed")
         self._finish(job_id, JobState.COMPLETED, Rollback.NONE)
+
+    def _terminate(self, job_id: int, steps: list[Step]) -> None:
+        """End a cancelled job: undo what it did, state Terminated."""
+        self._set_job(job_id, JobState.SHUTTING_DOWN, message="cancel requested")
+        ok = self._undo(job_id, steps)
+        self._finish(job_id, JobState.TERMINATED, Rollback.CLEAN if ok else Rollback.FAILED)
 
     def _undo(self, job_id: int, steps: list[Step], include_running: bool = False) -> bool:
         """Undo completed steps in reverse; return False if any undo failed."""

@@ -8,28 +8,13 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from whimbrel.domain.migration import Auth, HostMigration
+from whimbrel.domain.migration import Auth
 from whimbrel.errors import WhimbrelError
 from whimbrel.preflight.finding import Finding, HostDrivers, Severity
 from whimbrel.store.models import Host
+from whimbrel.store.repo import migration_settings as settings_of
 
 E, W = Severity.ERROR, Severity.WARNING
-
-
-def settings_of(h: Host) -> HostMigration:
-    m = h.migration
-    if m is None:
-        return HostMigration()
-    return HostMigration(
-        enabled=m.enabled,
-        max_live_migrations=m.max_live_migrations,
-        max_storage_migrations=m.max_storage_migrations,
-        networks=tuple(m.networks),
-        auth=Auth(m.auth),
-        performance=m.performance,  # type: ignore[arg-type]
-        parallel_connections=m.parallel_connections,
-        encrypt=m.encrypt,
-    )
 
 
 def check_enabled(src: Host, dst: Host) -> list[Finding]:
@@ -144,9 +129,8 @@ def check_auth(src: Host, dst: Host, conns: HostDrivers) -> list[Finding]:
             out.append(_finding(exc, f"host {h.name}", E))
     if out or settings_of(src).auth != Auth.PEER:
         return out
-    pki = src.migration.peer_pki if src.migration else ""
     try:
-        conns.for_host(src.name).check_peer_trust(dst.uri, pki)
+        conns.for_host(src.name).check_peer_trust(dst.uri, settings_of(src).peer_pki)
     except WhimbrelError as exc:
         out.append(_finding(exc, f"hosts {src.name} → {dst.name}", E))
     return out

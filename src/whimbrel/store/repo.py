@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel.domain.host import HostInventory, HostState
+from whimbrel.domain.migration import Auth, HostMigration, Performance
 from whimbrel.errors import NotFound, not_found
 from whimbrel.store.models import Cluster, Host, Job, MigrationSettings, Network, StoragePool, Vm
 
@@ -82,4 +83,22 @@ def is_shared_path(host: Host, path: str) -> bool:
     return any(
         path == sp.path or path.startswith(sp.path.rstrip("/") + "/")
         for sp in host.cluster.shared_storage
+    )
+
+
+def migration_settings(h: Host) -> HostMigration:
+    """A host's migration settings as the domain knows them (Hyper-V's defaults if unset)."""
+    m = h.migration
+    if m is None:
+        return HostMigration()
+    return HostMigration(
+        enabled=m.enabled,
+        max_live_migrations=m.max_live_migrations,
+        max_storage_migrations=m.max_storage_migrations,
+        networks=tuple(m.networks),
+        auth=Auth(m.auth),
+        performance=Performance(m.performance),
+        parallel_connections=m.parallel_connections,
+        encrypt=m.encrypt,
+        peer_pki=m.peer_pki,
     )

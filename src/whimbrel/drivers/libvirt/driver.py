@@ -11,7 +11,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import libvirt
 
@@ -26,6 +26,7 @@ from whimbrel.domain.vm import (
 )
 from whimbrel.drivers.libvirt.errors import call_error, connect_error
 from whimbrel.drivers.libvirt.migration_ops import MigrationOps
+from whimbrel.drivers.libvirt.uri import with_pkipath
 from whimbrel.drivers.libvirt.xml import domain_xml, volume_xml
 from whimbrel.errors import Conflict, NotFound, WrongState
 
@@ -59,18 +60,6 @@ def _ensure_event_loop() -> None:
 
         threading.Thread(target=loop, name="libvirt-events", daemon=True).start()
         _loop_started = True
-
-
-def with_pkipath(uri: str, pki_dir: Path | None) -> str:
-    """Point a TLS URI at the manager's client credentials unless it names its own."""
-    parts = urlsplit(uri)
-    if pki_dir is None or "+tls" not in parts.scheme:
-        return uri
-    query = parse_qs(parts.query)
-    if "pkipath" in query:
-        return uri
-    query["pkipath"] = [str(pki_dir)]
-    return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
 
 
 _EVENTS = (

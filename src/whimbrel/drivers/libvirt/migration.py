@@ -24,6 +24,7 @@ from whimbrel.domain.migration import (
     Performance,
 )
 from whimbrel.drivers.libvirt.errors import call_error, connect_error
+from whimbrel.drivers.libvirt.uri import with_pkipath
 from whimbrel.errors import HostUntrusted, HypervisorError, WrongState
 
 if TYPE_CHECKING:
@@ -34,14 +35,6 @@ _PROBE_XML = (
     "<domain type='qemu'><name>{name}</name><memory unit='MiB'>16</memory>"
     "<os><type arch='x86_64'>hvm</type></os></domain>"
 )
-
-
-def peer_uri(dest_uri: str, peer_pki: str) -> str:
-    """The destination URI as the source host's own libvirtd must open it."""
-    if not peer_pki or "+tls" not in dest_uri.split(":", 1)[0]:
-        return dest_uri
-    sep = "&" if "?" in dest_uri else "?"
-    return f"{dest_uri}{sep}pkipath={peer_pki}"
 
 
 def check_peer_trust(host: MigrationOps, dest_uri: str, peer_pki: str) -> None:
@@ -62,7 +55,7 @@ def check_peer_trust(host: MigrationOps, dest_uri: str, peer_pki: str) -> None:
         | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
     )
     try:
-        dom.migrateToURI3(peer_uri(dest_uri, peer_pki), {}, flags)
+        dom.migrateToURI3(with_pkipath(dest_uri, peer_pki), {}, flags)
     except libvirt.libvirtError as exc:
         with contextlib.suppress(libvirt.libvirtError):
             dom.undefine()
@@ -173,7 +166,7 @@ def migrate(host: MigrationOps, name: str, req: MigrationRequest, auto_converge:
             persist = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
             params[libvirt.VIR_MIGRATE_PARAM_PERSIST_XML] = with_disk_paths(persist, moved)
         if req.auth == Auth.PEER:
-            dom.migrateToURI3(peer_uri(req.dest_uri, req.peer_pki), params, flags)
+            dom.migrateToURI3(with_pkipath(req.dest_uri, req.peer_pki), params, flags)
         else:
             try:
                 dconn = libvirt.open(host.open_uri_for(req.dest_uri))

@@ -8,17 +8,16 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from whimbrel.domain.migration import Auth, MigrationRequest, Performance, Policy
+from whimbrel.domain.migration import Auth, MigrationRequest, Policy
 from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import Category, WhimbrelError
 from whimbrel.jobs.flows.vm_common import ctx_result
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmMigrate
 from whimbrel.preflight.finding import PreflightFailed, blocking
-from whimbrel.preflight.hosts import settings_of
 from whimbrel.preflight.migration import Plan, preflight
 from whimbrel.store.models import Link
-from whimbrel.store.repo import get_host, get_vm, is_shared_path
+from whimbrel.store.repo import get_host, get_vm, is_shared_path, migration_settings
 
 
 class CtxDrivers:
@@ -53,14 +52,13 @@ def preflight_step(op: OpVmMigrate) -> Step:
 def request(ctx: JobContext, op: OpVmMigrate, plan: Plan) -> MigrationRequest:
     with ctx.sessions() as s:
         src, dst = get_host(s, plan.source), get_host(s, plan.dest)
-        ms, md = settings_of(src), settings_of(dst)
+        ms, md = migration_settings(src), migration_settings(dst)
         dest_uri = dst.uri
-        peer_pki = src.migration.peer_pki if src.migration else ""
     return MigrationRequest(
         dest_uri=dest_uri,
         address=plan.address,
         auth=ms.auth,
-        performance=Performance(ms.performance),
+        performance=ms.performance,
         parallel_connections=ms.parallel_connections,
         # Either end asking for encryption gets it: the stream is one stream.
         encrypt=ms.encrypt or md.encrypt,
@@ -75,7 +73,7 @@ def request(ctx: JobContext, op: OpVmMigrate, plan: Plan) -> MigrationRequest:
             on_timeout=op.on_timeout,  # type: ignore[arg-type]
             bandwidth_mib_s=op.bandwidth_mib_s,
         ),
-        peer_pki=peer_pki if ms.auth == Auth.PEER else "",
+        peer_pki=ms.peer_pki if ms.auth == Auth.PEER else "",
     )
 
 

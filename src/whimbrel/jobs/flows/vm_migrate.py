@@ -29,7 +29,8 @@ from whimbrel.jobs.live import LiveMigration, prediction_for
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmMigrate
 from whimbrel.preflight.finding import PreflightFailed, blocking
-from whimbrel.preflight.migration import move_kind, preflight
+from whimbrel.preflight.hosts import pick_address
+from whimbrel.preflight.migration import Plan, move_kind, preflight
 from whimbrel.store.repo import get_host, get_vm, is_shared_path
 
 LIVE_KINDS = (MoveKind.LIVE, MoveKind.LIVE_STORAGE, MoveKind.QUICK, MoveKind.OFFLINE)
@@ -131,14 +132,14 @@ def live_step(op: OpVmMigrate) -> Step:
 
     def undo(ctx: JobContext, r: StepResult) -> None:
         plan = ms.plan_of(ctx)
-        back = plan.__class__(
+        with ctx.sessions() as s:
+            address = pick_address(get_host(s, plan.dest), get_host(s, plan.source)) or ""
+        back = Plan(
             plan.kind,
             plan.dest,
             plan.source,
-            _address_back(ctx, plan.dest, plan.source),
-            tuple(
-                d.__class__(d.target, d.dest_path, d.source_path, d.size_bytes) for d in plan.disks
-            ),
+            address,
+            tuple(d.reversed() for d in plan.disks),
             plan.shared,
         )
         req = ms.request(ctx, op, back)
@@ -147,13 +148,6 @@ def live_step(op: OpVmMigrate) -> Step:
     return FnStep(
         "migrate", f"{op.move} migration of VM {op.name} to {op.to}", run, undo, weight=10
     )
-
-
-def _address_back(ctx: JobContext, frm: str, to: str) -> str:
-    from whimbrel.preflight.hosts import pick_address
-
-    with ctx.sessions() as s:
-        return pick_address(get_host(s, frm), get_host(s, to)) or ""
 
 
 def storage_step(op: OpVmMigrate) -> Step:
@@ -182,8 +176,7 @@ def storage_step(op: OpVmMigrate) -> Step:
     def undo(ctx: JobContext, r: StepResult) -> None:
         plan = ms.plan_of(ctx)
         drv = ctx.driver(plan.source)
-        back = [d.__class__(d.target, d.dest_path, d.source_path, d.size_bytes) for d in plan.disks]
-        drv.move_disks(op.name, back, progress(ctx))
+        drv.move_disks(op.name, [d.reversed() for d in plan.disks], progress(ctx))
         drv.relocate_disks(op.name, {d.target: d.source_path for d in plan.disks})
 
     return FnStep("copy and switch", f"move VM {op.name}'s disks", run, undo, weight=10)
