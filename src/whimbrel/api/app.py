@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from whimbrel import __version__
 from whimbrel.api.migration import add_routes as migration_routes
 from whimbrel.api.views import cluster_view, host_view, job_view, vm_view
-from whimbrel.errors import Unauthorized, WhimbrelError, http_status
+from whimbrel.errors import NotFound, Unauthorized, WhimbrelError, http_status
 from whimbrel.manager import Manager
 from whimbrel.ops import (
     DiskRequest,
@@ -208,7 +208,10 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
         host = read(lambda s: vm_host_name(s, name))
         if not host:
             return {"heartbeat": None}
-        hb = manager.conns.for_host(host).heartbeat(name)
+        try:
+            hb = manager.conns.for_host(host).heartbeat(name)
+        except NotFound:  # gone from its host before the monitor noticed: it is silent
+            hb = None
         return {"heartbeat": None if hb is None else hb.__dict__}
 
     @app.post("/api/v1/vms", dependencies=deps, status_code=202)

@@ -64,7 +64,7 @@ def lab_down() -> None:
 
 @lab_app.command("enroll")
 def lab_enroll() -> None:
-    """Register the lab's clusters and hosts with the running manager (skipping known ones)."""
+    """Register the lab's clusters and hosts; known hosts get the lab's migration settings."""
     c = client()
     spec = from_env()
     for cluster in spec.clusters:
@@ -80,8 +80,9 @@ def lab_enroll() -> None:
             c.get(f"/hosts/{h.name}")
         except NotFound:
             c.follow(c.post("/hosts", {"name": h.name, "uri": h.uri, "cluster": h.cluster}), err)
-            c.follow(c.post(f"/hosts/{h.name}/migration", h.migration_settings), err)
             out.print(f"host {h.name} added ({h.uri}, cluster {h.cluster})")
+        # Known hosts too: a store enrolled before these settings existed converges.
+        c.follow(c.post(f"/hosts/{h.name}/migration", h.migration_settings), err)
 
 
 @lab_app.command("kill-host")

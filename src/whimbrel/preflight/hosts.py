@@ -56,7 +56,8 @@ def _uri_ip(h: Host) -> str:
 
 
 def pick_address(src: Host, dst: Host) -> str | None:
-    """The destination address the migration stream goes to, or None.
+    """The destination address the migration stream goes to; "" for the
+    destination's own default; None when no allowed network joins the hosts.
 
     Seed 001, "ネットワークの優先順位" and step 2.6 (Set-VMMigrationNetwork /
     "使用可能な任意のネットワーク"): the destination accepts migrations only on
@@ -74,8 +75,10 @@ def pick_address(src: Host, dst: Host) -> str | None:
     dedicated = [a for a in usable if a != _uri_ip(dst)]
     if dedicated or usable:
         return (dedicated or usable)[0]
-    if not allowed.networks and _uri_ip(dst):
-        return _uri_ip(dst)  # "any network": the address the manager reaches it on
+    if not allowed.networks:
+        # "Any network" and no common address known: the destination's own
+        # default (libvirt's migration_host), which may not be its management address.
+        return ""
     return None
 
 

@@ -131,7 +131,9 @@ def _flags(req: MigrationRequest, live: bool, auto_converge: bool) -> int:
 
 
 def _params(req: MigrationRequest, auto_converge: bool) -> dict[str, Any]:
-    p: dict[str, Any] = {libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{req.address}"}
+    p: dict[str, Any] = {}
+    if req.address:  # none: the destination listens where its migration_host says
+        p[libvirt.VIR_MIGRATE_PARAM_URI] = f"tcp://{req.address}"
     if req.performance == Performance.PARALLEL:
         p[libvirt.VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS] = req.parallel_connections
     if req.performance == Performance.COMPRESSION:
