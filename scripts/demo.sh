@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: bring up the local lab (two clusters of two KVM hosts), start the
 # manager, register the lab, create and start a VM on each cluster, and show
-# them running with their heartbeats.  Run it again: it converges, it does not pile up.
+# them running with their heartbeats, then live-migrate one to the other host of its cluster.  Run it again: it converges, it does not pile up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=.venv/bin/whimbrel
@@ -32,6 +32,13 @@ $W host list
 sleep 4   # let the guests boot (TCG) and count
 $W vm list
 sleep 2
+$W vm list
+
+# A live migration to the other host of cluster alpha: preflight first, then the move.
+here=$($W vm show demo-alpha --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["host"])')
+there=$([ "$here" = h1 ] && echo h2 || echo h1)
+$W vm migrate demo-alpha --to "$there" --check
+$W vm migrate demo-alpha --to "$there"
 $W vm list
 echo "demo done in ${SECONDS} s." \
      "Next: 'whimbrel vm show demo-alpha', 'whimbrel job list', 'whimbrel lab down'."
