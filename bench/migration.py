@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ class Run:
     downtime_ms: int
     mib: float
     converged: bool
+    steps: dict[str, float] = field(default_factory=dict)  # Whimbrel's: step -> seconds
 
 
 def _completed(conn: libvirt.virConnect, name: str) -> dict[str, Any]:
@@ -96,7 +97,12 @@ def whimbrel_move(mgr: Manager, name: str, dst: str, give_up: float) -> Run:
     res = (job.progress or {}).get("result")
     if job.state != "Completed" or not res:
         return Run(total, 0, 0.0, False)
-    return Run(total, int(res["downtime_ms"]), float(res["memory_mib"]), True)
+    steps = {
+        st.name: (st.finished_at - st.started_at).total_seconds()
+        for st in job.steps
+        if st.started_at and st.finished_at
+    }
+    return Run(total, int(res["downtime_ms"]), float(res["memory_mib"]), True, steps)
 
 
 def shape(lab: Lab, mbit: int | None) -> None:
@@ -149,6 +155,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--link-mbit", type=int, default=400)
     ap.add_argument("--give-up", type=float, default=40.0)
+    ap.add_argument("--workload", choices=list(WORKLOADS), action="append", help="(repeat)")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="whimbrel-bench-mig-"))
     settings = Settings(home, f"sqlite:///{home}/w.db", "http://unused")
@@ -183,6 +190,8 @@ def run(lab: Lab, mgr: Manager, settings: Settings, args: argparse.Namespace) ->
         f"{'converged':>10}"
     )
     for wname, (mib, rate, shaped) in WORKLOADS.items():
+        if args.workload and wname not in args.workload:
+            continue
         shape(lab, args.link_mbit if shaped else None)
         cmd = f"console=ttyS0 quiet panic=-1 workload_mib={mib} workload_rate={rate}"
         vms = {"virsh": "bv", "whimbrel": "bw"}
@@ -221,6 +230,12 @@ def run(lab: Lab, mgr: Manager, settings: Settings, args: argparse.Namespace) ->
         for method, rs in results.items():
             t, d, m, n = summary(rs)
             print(f"{wname:<24} {method:<9} {t:>8.2f} {d:>12.0f} {m:>7.0f} {n:>6}/{len(rs):<3}")
+        ok = [r.steps for r in results["whimbrel"] if r.converged]
+        if ok:
+            print(
+                f"{'':<24} whimbrel steps (median s): "
+                + ", ".join(f"{k} {statistics.median(o[k] for o in ok):.2f}" for k in ok[0])
+            )
         tv, dv, _mv, nv = summary(results["virsh"])
         tw, dw, _mw, nw = summary(results["whimbrel"])
         if nv and nw:

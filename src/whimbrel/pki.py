@@ -47,7 +47,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _write(path: Path, data: bytes, private: bool = False) -> None:
+def write_pem(path: Path, data: bytes, private: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
@@ -92,8 +92,8 @@ class CertificateAuthority:
             .sign(key, hashes.SHA256())
         )
         ca = cls(cert, key)
-        _write(key_path, _key_pem(key), private=True)
-        _write(cert_path, ca.cert_pem)
+        write_pem(key_path, _key_pem(key), private=True)
+        write_pem(cert_path, ca.cert_pem)
         return ca
 
     def issue(
@@ -142,9 +142,9 @@ def write_client_bundle(ca: CertificateAuthority, directory: Path, cn: str = MAN
     if (directory / "clientcert.pem").exists() and (directory / "clientkey.pem").exists():
         return
     leaf = ca.issue(cn, server=False)
-    _write(directory / "cacert.pem", ca.cert_pem)
-    _write(directory / "clientkey.pem", leaf.key_pem, private=True)
-    _write(directory / "clientcert.pem", leaf.cert_pem)
+    write_pem(directory / "cacert.pem", ca.cert_pem)
+    write_pem(directory / "clientkey.pem", leaf.key_pem, private=True)
+    write_pem(directory / "clientcert.pem", leaf.cert_pem)
 
 
 def write_host_bundle(
@@ -171,4 +171,4 @@ def write_host_bundle(
         "qemu/client-key.pem": leaf.key_pem,
     }
     for rel, data in files.items():
-        _write(directory / rel, data, private=rel.endswith("key.pem"))
+        write_pem(directory / rel, data, private=rel.endswith("key.pem"))

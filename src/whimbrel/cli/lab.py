@@ -97,3 +97,17 @@ def lab_start_host(name: str) -> None:
     """Start a killed lab host's daemons again."""
     _lab().start_host(name)
     out.print(f"host {name}: up")
+
+
+@lab_app.command("untrust")
+def lab_untrust(name: str) -> None:
+    """Break peer trust in one direction: other hosts refuse NAME as a migration source."""
+    _lab().untrust(name)
+    out.print(f"host {name}: other hosts no longer trust it as a peer (moves to it still work)")
+
+
+@lab_app.command("trust")
+def lab_trust(name: str) -> None:
+    """Give NAME back its peer identity from the lab CA."""
+    _lab().retrust(name)
+    out.print(f"host {name}: trusted as a peer again")

@@ -154,13 +154,18 @@ class LiveMigration:
             phase = f"memory pass {max(1, st.iteration)}"
         done = st.memory_processed + st.disk_processed
         frac = done / max(1, done + st.remaining)
+        rate = st.memory_bps + st.disk_bps
+        # Time left at the current rate, counting what the guest dirties meanwhile.
+        eta = st.remaining / max(1, rate - st.dirty_bps) if rate > st.dirty_bps else None
         self.ctx.step_progress(
             frac,
             phase,
-            f"{phase}: {st.remaining / MIB:.0f} MiB left at {st.memory_bps / MIB:.0f} MiB/s, "
-            f"guest dirtying {st.dirty_bps / MIB:.0f} MiB/s, downtime limit {self.downtime} ms",
+            f"{phase}: {st.remaining / MIB:.0f} MiB left at {rate / MIB:.0f} MiB/s"
+            + (f" (~{eta:.0f} s)" if eta is not None else " (not shrinking)")
+            + f", guest dirtying {st.dirty_bps / MIB:.0f} MiB/s, downtime limit {self.downtime} ms",
             remaining_mib=round(st.remaining / MIB, 1),
-            rate_mib_s=round((st.memory_bps + st.disk_bps) / MIB, 1),
+            eta_s=None if eta is None else round(eta, 1),
+            rate_mib_s=round(rate / MIB, 1),
             dirty_mib_s=round(st.dirty_bps / MIB, 1),
             iteration=st.iteration,
             downtime_limit_ms=self.downtime,

@@ -20,7 +20,7 @@ import libvirt
 import whimbrel.drivers.libvirt  # noqa: F401  (keeps libvirt quiet on stderr)
 from whimbrel.config import Settings
 from whimbrel.errors import LabError
-from whimbrel.lab import accel, netns
+from whimbrel.lab import accel, netns, trust
 from whimbrel.lab.assets import build_guest
 from whimbrel.lab.hostconf import passwd_files, write_configs
 from whimbrel.lab.provision import provision_host
@@ -297,6 +297,18 @@ class Lab:
         if not _alive(self._pid(host)):
             self._launch(host, hide_kvm=not accel.detect().kvm)
         self._wait_answering(host)
+
+    def untrust(self, name: str) -> None:
+        """Peer trust missing in one direction: no other host trusts ``name``
+        as a migration source; it still accepts migrations from them."""
+        host = self.spec.host(name)
+        trust.untrust(host.dir / "pki", self.spec.root / "foreign-ca", host.name)
+
+    def retrust(self, name: str) -> None:
+        trust.retrust(self.spec.host(name).dir / "pki")
+
+    def trusted(self, name: str) -> bool:
+        return trust.trusted(self.spec.host(name).dir / "pki")
 
     # -- tear down ------------------------------------------------------------
 

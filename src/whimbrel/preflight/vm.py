@@ -162,7 +162,8 @@ def check_disks(
                 "--include-storage instead",
             )
             for d in vm.disks
-            if not (is_shared_path(src, d.path) and is_shared_path(dst, d.path))
+            if src.id != dst.id  # a host reaches its own disks (E_SAME_HOST says the rest)
+            and not (is_shared_path(src, d.path) and is_shared_path(dst, d.path))
         ]
         return out, [], shared
     pool = target_pool(dst, storage_path or "local")
@@ -198,7 +199,8 @@ def check_disks(
                 "give --storage-path another pool",
             )
         )
-    need = sum(d.size_bytes for d in vm.disks)
+    # Paths are the same on every host: across hosts every disk is copied.
+    need = sum(m.size_bytes for m in moves if src.id != dst.id or m.dest_path != m.source_path)
     if pool.available_bytes and need > pool.available_bytes:
         out.append(
             Finding(

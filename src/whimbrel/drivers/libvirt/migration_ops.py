@@ -45,7 +45,9 @@ class MigrationOps:
         self._call(f"update definition of VM {name}", lambda: self.conn.defineXML(xml))
 
     def domain_cpu(self, name: str) -> str:
-        cpu = ET.fromstring(self.definition(name)).find("cpu")
+        # The running guest's CPU (what the destination must provide), not the
+        # next boot's: the two differ after the definition was edited.
+        cpu = ET.fromstring(self.definition(name, migratable=True)).find("cpu")
         return ET.tostring(cpu, encoding="unicode") if cpu is not None else ""
 
     def compare_cpu(self, cpu_xml: str, virt_type: str) -> list[str]:
