@@ -71,6 +71,24 @@ class OpClusterDelete(Op):
 
 
 @dataclass(frozen=True)
+class OpClusterSet(Op):
+    kind: ClassVar[str] = "cluster.set"
+    name: str
+    reserve: int
+
+
+@dataclass(frozen=True)
+class OpVmHa(Op):
+    """Register a VM as highly available in its cluster (the seed's cluster role), or not."""
+
+    kind: ClassVar[str] = "vm.ha"
+    name: str
+    enabled: bool
+    priority: int = 2  # restart order: 3 high, 2 medium, 1 low
+    allow_overcommit: bool = False
+
+
+@dataclass(frozen=True)
 class DiskRequest:
     size_mib: int
     pool: str
@@ -90,6 +108,8 @@ class OpVmCreate(Op):
     cmdline: str = ""
     start: bool = True
     uuid: str = field(default="")
+    ha: bool = False  # highly available in the host's cluster (seed 004)
+    allow_overcommit: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,6 +204,8 @@ ALL_OPS: tuple[type[Op], ...] = (
     OpVmDelete,
     OpHostMigrationSet,
     OpVmMigrate,
+    OpClusterSet,
+    OpVmHa,
 )
 _BY_KIND = {o.kind: o for o in ALL_OPS}
 

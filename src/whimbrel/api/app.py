@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel import __version__
+from whimbrel.api.ha import add_routes as ha_routes
 from whimbrel.api.migration import add_routes as migration_routes
 from whimbrel.api.views import cluster_view, host_view, job_view, vm_view
 from whimbrel.errors import NotFound, Unauthorized, WhimbrelError, http_status
@@ -81,6 +82,8 @@ class VmIn(BaseModel):
     initrd: str = ""
     cmdline: str = ""
     start: bool = True
+    ha: bool = False
+    allow_overcommit: bool = False
 
 
 class StopIn(BaseModel):
@@ -144,6 +147,7 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     migration_routes(app, manager, deps, submit, read)
+    ha_routes(app, manager, deps, submit, read)
 
     # -- hosts -----------------------------------------------------------------
     @app.get("/api/v1/hosts", dependencies=deps)
@@ -228,6 +232,8 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
                 initrd=body.initrd,
                 cmdline=body.cmdline,
                 start=body.start,
+                ha=body.ha,
+                allow_overcommit=body.allow_overcommit,
             )
         )
 

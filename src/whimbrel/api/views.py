@@ -78,6 +78,13 @@ def cluster_view(c: Cluster) -> dict[str, Any]:
         "hosts": sorted(h.name for h in c.hosts),
         "shared_storage": [s.path for s in c.shared_storage],
         "vms": sorted(v.name for h in c.hosts for v in h.vms),
+        "overcommit": c.overcommit or None,
+        "unsupported": sorted(
+            v.name
+            for h in c.hosts
+            for v in h.vms
+            if any(f["severity"] == "error" for f in v.findings)
+        ),
     }
 
 
@@ -94,6 +101,10 @@ def vm_view(v: Vm) -> dict[str, Any]:
         "machine": v.machine,
         "networks": v.networks,
         "ha": v.ha,
+        "ha_priority": v.ha_priority,
+        # Seed 004's "unsupported cluster configuration", with each reason.
+        "unsupported_cluster_configuration": any(f["severity"] == "error" for f in v.findings),
+        "findings": v.findings,
         "disks": [
             {
                 "target": d.target,

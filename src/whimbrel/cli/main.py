@@ -7,6 +7,7 @@ import sys
 import typer
 
 from whimbrel.cli.context import err
+from whimbrel.cli.ha import cluster_set, cluster_verify, ha_app, vm_place, vm_repair
 from whimbrel.cli.inventory import cluster_app, host_app
 from whimbrel.cli.jobs import job_app
 from whimbrel.cli.lab import lab_app
@@ -28,6 +29,11 @@ app.add_typer(vm_app, name="vm")
 app.add_typer(job_app, name="job")
 host_app.add_typer(migration_app, name="migration")
 vm_app.command("migrate")(vm_migrate)
+vm_app.add_typer(ha_app, name="ha")
+vm_app.command("place")(vm_place)
+vm_app.command("repair")(vm_repair)
+cluster_app.command("set")(cluster_set)
+cluster_app.command("verify")(cluster_verify)
 app.add_typer(pki_app, name="pki")
 app.command("serve")(serve)
 app.command("console")(console)

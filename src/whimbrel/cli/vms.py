@@ -45,6 +45,10 @@ def vm_create(
     initrd: str = typer.Option(""),
     cmdline: str = typer.Option(""),
     start: bool = typer.Option(True, "--start/--no-start"),
+    ha: bool = typer.Option(False, "--ha", help="Highly available in the host's cluster."),
+    allow_overcommit: bool = typer.Option(
+        False, "--allow-overcommit", help="With --ha: accept an over-committed cluster."
+    ),
     wait: bool = WAIT,
 ) -> None:
     """Create a VM (disks, definition, inventory record) and start it."""
@@ -71,6 +75,8 @@ def vm_create(
         "initrd": initrd,
         "cmdline": cmdline,
         "start": start,
+        "ha": ha,
+        "allow_overcommit": allow_overcommit,
     }
     _run(client().post("/vms", body), wait)
 

@@ -284,9 +284,13 @@ class JobRunner:
     # -- execution ------------------------------------------------------------
 
     def _execute(self, job_id: int) -> None:
-        steps = self._steps_of(job_id)
-        ctx = _Run(self, job_id)
         self._set_job(job_id, JobState.STARTING, started=True)
+        try:
+            steps = self._steps_of(job_id)
+        except Exception as exc:  # a job that cannot even be read must end, not loop
+            self._set_job(job_id, JobState.SHUTTING_DOWN, error=_error_dict(exc))
+            return self._finish(job_id, JobState.EXCEPTION, Rollback.NONE)
+        ctx = _Run(self, job_id)
         self._set_job(job_id, JobState.RUNNING)
         weights = [max(1, getattr(st, "weight", 1)) for st in steps]
         total = sum(weights)

@@ -38,6 +38,9 @@ class Cluster(Base):
     name: Mapped[str] = mapped_column(String(63), unique=True)
     # Cluster reserve k (as in SCVMM): how many failed nodes the cluster must absorb.
     reserve: Mapped[int] = mapped_column(Integer, default=1)
+    # The last reserve verdict (placement/reserve.py), recomputed on the seed's
+    # four events: reserve changed, node failed or removed, node added, new VM.
+    overcommit: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     hosts: Mapped[list[Host]] = relationship(back_populates="cluster")
     shared_storage: Mapped[list[SharedStorage]] = relationship(
@@ -168,6 +171,9 @@ class Vm(Base):
     cmdline: Mapped[str] = mapped_column(Text, default="")
     networks: Mapped[list[Any]] = mapped_column(default=list)
     ha: Mapped[bool] = mapped_column(default=False)
+    ha_priority: Mapped[int] = mapped_column(Integer, default=2)  # 3 high .. 1 low; 0 no restart
+    # "Unsupported cluster configuration": findings that would stop it failing over.
+    findings: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     host: Mapped[Host | None] = relationship(back_populates="vms")
     disks: Mapped[list[Disk]] = relationship(

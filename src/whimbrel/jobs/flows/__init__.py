@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from whimbrel.jobs.flow import FlowRegistry
-from whimbrel.jobs.flows import host_migration, inventory, vm_create, vm_migrate, vm_power
+from whimbrel.jobs.flows import ha, host_migration, inventory, vm_create, vm_migrate, vm_power
 
 
 def registry() -> FlowRegistry:
@@ -14,5 +14,7 @@ def registry() -> FlowRegistry:
             vm_create.VmCreate(),
             *vm_power.FLOWS,
             vm_migrate.VmMigrate(),
+            ha.ClusterSet(),
+            ha.VmHa(),
         ]
     )

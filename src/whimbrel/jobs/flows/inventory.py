@@ -22,6 +22,7 @@ from whimbrel.ops import (
     OpHostRefresh,
     OpHostRemove,
 )
+from whimbrel.placement.refresh import refresh
 from whimbrel.store.models import Cluster, Host, SharedStorage
 from whimbrel.store.repo import apply_inventory, get_cluster, get_host
 
@@ -65,6 +66,7 @@ class HostAdd(Flow):
                     host.cluster = get_cluster(s, op.cluster)
                 apply_inventory(host, inv)
                 s.add(host)
+                refresh(s, "node added", op.cluster or None)
             return {"name": op.name}
 
         def unrecord(ctx: JobContext, _r: StepResult) -> None:
@@ -121,6 +123,7 @@ class HostRemove(Flow):
                 host = get_host(s, op.name)
                 result = {"uri": host.uri, "cluster": host.cluster.name if host.cluster else ""}
                 s.delete(host)
+                refresh(s, "node removed", result["cluster"] or None)
             return result
 
         def readd(ctx: JobContext, r: StepResult) -> None:
@@ -277,6 +280,7 @@ def _membership(step: str, description: str, host: str, to: str | None, back: st
     def move(ctx: JobContext, cluster: str | None) -> None:
         with ctx.sessions.begin() as s:
             get_host(s, host).cluster = get_cluster(s, cluster) if cluster else None
+            refresh(s, "node added" if cluster else "node removed")
 
     return FnStep(step, description, lambda ctx: move(ctx, to), lambda ctx, _r: move(ctx, back))
 

@@ -14,6 +14,7 @@ from whimbrel.errors import Category, WhimbrelError
 from whimbrel.jobs.flows.vm_common import ctx_result
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmMigrate
+from whimbrel.placement.refresh import refresh
 from whimbrel.preflight.finding import PreflightFailed, blocking
 from whimbrel.preflight.migration import Plan, preflight
 from whimbrel.store.models import Link
@@ -163,6 +164,7 @@ def record_step(op: OpVmMigrate) -> Step:
                     d.path, d.pool, d.shared = disks[d.target]
             if state:
                 vm.state = state
+            refresh(s, f"VM {op.name} moved")
 
     def run(ctx: JobContext) -> StepResult:
         plan = plan_of(ctx)

@@ -13,6 +13,7 @@ from whimbrel.domain.vm import BootSpec, DiskSpec, DomainSpec
 from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import InsufficientResources, WrongState
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
+from whimbrel.placement.refresh import cluster_of_vm, refresh
 from whimbrel.store.models import Host, JobStep, Vm
 from whimbrel.store.repo import get_vm
 
@@ -57,7 +58,10 @@ def check_memory(conns: ConnectionPool, host: Host, memory_mib: int) -> None:
 def sync_state(ctx: JobContext, host: str, name: str) -> str:
     state = ctx.driver(host).domain(name).state
     with ctx.sessions.begin() as s:
-        get_vm(s, name).state = state
+        vm = get_vm(s, name)
+        if vm.state != state:
+            vm.state = state
+            refresh(s, f"VM {name} {state}", cluster_of_vm(vm))
     return str(state)
 
 

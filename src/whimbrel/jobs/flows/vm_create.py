@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.vm import VmState, check_name
-from whimbrel.errors import InvalidInput, WrongState, already_exists
+from whimbrel.errors import InsufficientResources, InvalidInput, WrongState, already_exists
 from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.flows.vm_common import (
     MIB,
@@ -22,7 +22,10 @@ from whimbrel.jobs.flows.vm_common import (
 )
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmCreate
-from whimbrel.store.models import Disk, Vm
+from whimbrel.placement.inventory import sites
+from whimbrel.placement.load import VmLoad
+from whimbrel.placement.reserve import overcommit
+from whimbrel.store.models import Disk, Host, Vm
 from whimbrel.store.repo import get_host, get_vm, is_shared_path
 
 
@@ -72,7 +75,15 @@ class VmCreate(Flow):
                 f"host {op.host} offers no x86_64 domain type",
                 "install QEMU on the host, then 'whimbrel host refresh'",
             )
+        if host.maintenance:
+            raise WrongState(
+                "E_HOST_IN_MAINTENANCE",
+                f"host {op.host} is in maintenance mode and takes no new VMs",
+                f"choose another host, or end maintenance on {op.host}",
+            )
         check_memory(conns, host, op.memory_mib)
+        if op.ha:
+            check_new_ha(s, op, host)
 
     def steps(self, op: OpVmCreate) -> list[Step]:
         targets = [f"vd{chr(ord('a') + i)}" for i in range(len(op.disks))]
@@ -124,6 +135,7 @@ class VmCreate(Flow):
                     cmdline=op.cmdline,
                     networks=list(op.networks),
                     disks=disks,
+                    ha=op.ha,
                 )
                 s.add(vm)
             return None
@@ -157,3 +169,34 @@ class VmCreate(Flow):
         if op.start:
             steps.append(start_step(op.name, op.host))
         return steps
+
+
+def check_new_ha(s: Session, op: OpVmCreate, host: Host) -> None:
+    """Seed 004: an HA VM goes only to a clustered host, wholly on the cluster's
+    shared storage, and not onto a cluster it would over-commit (unless overridden)."""
+    shared = {p.name for p in host.pools if is_shared_path(host, p.path)}
+    unshared = sorted({d.pool for d in op.disks} - shared)
+    if host.cluster is None or unshared:
+        raise WrongState(
+            "E_HA_UNSUPPORTED_CONFIGURATION",
+            f"host {op.host} is in no cluster"
+            if host.cluster is None
+            else f"pool(s) {', '.join(unshared)} are not the cluster's shared storage",
+            "create HA VMs on a clustered host, with disks in a shared pool ("
+            + (", ".join(sorted(shared)) or "none on this host")
+            + ")",
+        )
+    vm = VmLoad(op.name, op.memory_mib, op.vcpus, ha=True)
+    nodes = [site.load for site in sites(s, host.cluster.name)]
+    for n in nodes:
+        if n.name == host.name:
+            n.vms.append(vm)
+    verdict = overcommit(nodes, host.cluster.reserve)
+    if verdict.overcommitted and not op.allow_overcommit:
+        raise InsufficientResources(
+            "E_CLUSTER_OVERCOMMITTED",
+            f"cluster {host.cluster.name} would be over-committed by VM {op.name} "
+            f"(reserve {host.cluster.reserve}): {verdict.reason}",
+            "choose a host in another cluster, add capacity, lower the reserve, or "
+            "override with --allow-overcommit",
+        )

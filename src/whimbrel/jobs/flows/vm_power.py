@@ -23,6 +23,7 @@ from whimbrel.jobs.flows.vm_common import (
 )
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmDelete, OpVmRestore, OpVmSave, OpVmStart, OpVmStop
+from whimbrel.placement.refresh import refresh
 from whimbrel.store.repo import get_vm
 
 
@@ -157,6 +158,7 @@ class VmDelete(_OneVm):
                 ctx.driver(h).delete_volume(p)
             with ctx.sessions.begin() as s:
                 s.delete(get_vm(s, op.name))
+                refresh(s, f"VM {op.name} removed")
             return {"deleted": paths}
 
         return [

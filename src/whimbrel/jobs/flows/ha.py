@@ -1,0 +1,128 @@
+"""Flows of high availability: a cluster's reserve, and a VM's HA registration."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from whimbrel.connections import ConnectionPool
+from whimbrel.errors import InsufficientResources, InvalidInput, WrongState
+from whimbrel.jobs.flow import Flow
+from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
+from whimbrel.ops import OpClusterSet, OpVmHa
+from whimbrel.placement.inventory import cluster_verdict, load_of
+from whimbrel.placement.refresh import refresh
+from whimbrel.preflight.cluster import ClusterView, ha_findings
+from whimbrel.preflight.finding import blocking
+from whimbrel.store.models import Vm
+from whimbrel.store.repo import get_cluster, get_vm
+
+
+class ClusterSet(Flow):
+    op_type = OpClusterSet
+
+    def locks(self, op: OpClusterSet) -> list[str]:
+        return [f"cluster:{op.name}"]
+
+    def validate(self, op: OpClusterSet, s: Session, conns: ConnectionPool) -> None:
+        get_cluster(s, op.name)
+        if not 0 <= op.reserve <= 63:
+            raise InvalidInput(
+                "E_RESERVE_INVALID",
+                f"a cluster reserve of {op.reserve} nodes is not possible",
+                "give the number of node failures to absorb, 0 to 63 (default 1)",
+            )
+
+    def steps(self, op: OpClusterSet) -> list[Step]:
+        """Set the reserve and recompute the verdict.  Undo: the old reserve, recomputed."""
+
+        def put(ctx: JobContext, reserve: int | None) -> StepResult:
+            with ctx.sessions.begin() as s:
+                c = get_cluster(s, op.name)
+                old = c.reserve
+                c.reserve = op.reserve if reserve is None else reserve
+                verdict = refresh(s, "reserve changed", op.name)[op.name]
+            ctx.progress("set", 100, verdict.reason, overcommit=verdict.to_dict())
+            return {"old": old, "overcommit": verdict.to_dict()}
+
+        def undo(ctx: JobContext, r: StepResult) -> None:
+            assert r is not None
+            put(ctx, int(r["old"]))
+
+        return [
+            FnStep(
+                "set", f"cluster {op.name}: reserve {op.reserve}", lambda ctx: put(ctx, None), undo
+            )
+        ]
+
+
+class VmHa(Flow):
+    op_type = OpVmHa
+
+    def locks(self, op: OpVmHa) -> list[str]:
+        return [f"vm:{op.name}"]
+
+    def validate(self, op: OpVmHa, s: Session, conns: ConnectionPool) -> None:
+        vm = get_vm(s, op.name)
+        if op.priority not in (0, 1, 2, 3):
+            raise InvalidInput(
+                "E_HA_PRIORITY_INVALID",
+                f"restart priority {op.priority} is not one of 3 (high), 2 (medium), 1 (low), "
+                "0 (never restarted)",
+                "give --priority high, medium, low or none",
+            )
+        if op.enabled:
+            check_can_be_ha(s, vm, op.allow_overcommit)
+
+    def steps(self, op: OpVmHa) -> list[Step]:
+        """Set the VM's HA flag and priority, refresh its cluster.  Undo: the old values."""
+
+        def put(ctx: JobContext, values: tuple[bool, int]) -> StepResult:
+            with ctx.sessions.begin() as s:
+                vm = get_vm(s, op.name)
+                old = {"enabled": vm.ha, "priority": vm.ha_priority}
+                vm.ha, vm.ha_priority = values
+                cluster = vm.host.cluster.name if vm.host and vm.host.cluster else None
+                refresh(s, "new HA VM" if op.enabled else "HA VM removed", cluster)
+            return old
+
+        def undo(ctx: JobContext, r: StepResult) -> None:
+            assert r is not None
+            put(ctx, (bool(r["enabled"]), int(r["priority"])))
+
+        state = "on" if op.enabled else "off"
+        return [
+            FnStep(
+                "set",
+                f"high availability {state} for VM {op.name}",
+                lambda ctx: put(ctx, (op.enabled, op.priority)),
+                undo,
+            )
+        ]
+
+
+def check_can_be_ha(s: Session, vm: Vm, allow_overcommit: bool) -> None:
+    """Seed 004: an HA VM lives on clustered hosts, entirely on shared storage, and
+    its cluster must keep its reserve unless the administrator overrides it."""
+    cluster = vm.host.cluster if vm.host is not None else None
+    view = ClusterView.of(cluster, list(s.scalars(select(Vm)))) if cluster else None
+    errs = blocking(ha_findings(vm, view, assume_ha=True))
+    if errs:
+        raise WrongState(
+            "E_HA_UNSUPPORTED_CONFIGURATION",
+            f"VM {vm.name} cannot be highly available: " + "; ".join(f.cause for f in errs),
+            "; ".join(dict.fromkeys(f.fix for f in errs)),
+            "\n".join(f.line() for f in errs),
+        )
+    assert cluster is not None
+    verdict = cluster_verdict(s, cluster, as_ha=replace(load_of(vm), ha=True))
+    if verdict.overcommitted and not allow_overcommit:
+        raise InsufficientResources(
+            "E_CLUSTER_OVERCOMMITTED",
+            f"cluster {cluster.name} would be over-committed with VM {vm.name} highly "
+            f"available (reserve {cluster.reserve}): {verdict.reason}",
+            "add memory or nodes to the cluster, lower its reserve ('whimbrel cluster set "
+            f"{cluster.name} --reserve K'), or override with --allow-overcommit",
+        )

@@ -1,0 +1,1 @@
+"""Host ratings and the cluster reserve (N-k)."""
