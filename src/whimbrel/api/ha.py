@@ -16,8 +16,8 @@ from whimbrel.manager import Manager
 from whimbrel.ops import Op, OpClusterSet, OpVmHa
 from whimbrel.placement.inventory import load_of, needs_of, reserves, sites
 from whimbrel.placement.rating import Goal, rate
-from whimbrel.placement.refresh import cluster_of_vm, refresh
-from whimbrel.store.repo import get_cluster, get_vm
+from whimbrel.placement.refresh import refresh
+from whimbrel.store.repo import cluster_of_vm, get_cluster, get_vm
 
 
 class ClusterSetIn(BaseModel):

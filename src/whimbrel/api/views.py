@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from whimbrel.store.models import Cluster, Host, Job, Vm
-from whimbrel.store.repo import migration_settings
+from whimbrel.store.repo import cluster_of_vm, migration_settings
 
 
 def _ts(v: Any) -> str | None:
@@ -71,6 +71,10 @@ def migration_view(h: Host) -> dict[str, Any]:
     }
 
 
+def _unsupported(v: Vm) -> bool:
+    return any(f["severity"] == "error" for f in v.findings)
+
+
 def cluster_view(c: Cluster) -> dict[str, Any]:
     return {
         "name": c.name,
@@ -79,12 +83,7 @@ def cluster_view(c: Cluster) -> dict[str, Any]:
         "shared_storage": [s.path for s in c.shared_storage],
         "vms": sorted(v.name for h in c.hosts for v in h.vms),
         "overcommit": c.overcommit or None,
-        "unsupported": sorted(
-            v.name
-            for h in c.hosts
-            for v in h.vms
-            if any(f["severity"] == "error" for f in v.findings)
-        ),
+        "unsupported": sorted(v.name for h in c.hosts for v in h.vms if _unsupported(v)),
     }
 
 
@@ -93,7 +92,7 @@ def vm_view(v: Vm) -> dict[str, Any]:
         "name": v.name,
         "uuid": v.uuid,
         "host": v.host.name if v.host else None,
-        "cluster": v.host.cluster.name if v.host and v.host.cluster else None,
+        "cluster": cluster_of_vm(v),
         "state": v.state,
         "memory_mib": v.memory_mib,
         "vcpus": v.vcpus,
@@ -103,7 +102,7 @@ def vm_view(v: Vm) -> dict[str, Any]:
         "ha": v.ha,
         "ha_priority": v.ha_priority,
         # Seed 004's "unsupported cluster configuration", with each reason.
-        "unsupported_cluster_configuration": any(f["severity"] == "error" for f in v.findings),
+        "unsupported_cluster_configuration": _unsupported(v),
         "findings": v.findings,
         "disks": [
             {

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from whimbrel.domain.host import HostState
 from whimbrel.domain.vm import VmState
-from whimbrel.placement.load import NodeLoad, VmLoad
+from whimbrel.placement.load import NodeLoad, VmLoad, with_vm
 from whimbrel.placement.rating import Needs, Site
 from whimbrel.placement.reserve import ReserveVerdict, overcommit
 from whimbrel.store.models import Cluster, Host, Vm
-from whimbrel.store.repo import is_shared_path
+from whimbrel.store.repo import cluster_of_vm, is_shared_path
 
 # States in which a VM holds its host's memory (unknown: its host may still run it).
 HOLDS_MEMORY = {VmState.RUNNING, VmState.PAUSED, VmState.UNKNOWN}
@@ -26,21 +26,28 @@ def load_of(vm: Vm) -> VmLoad:
     return VmLoad(vm.name, vm.memory_mib, vm.vcpus, vm.ha, vm.ha_priority)
 
 
+def node_of(h: Host) -> NodeLoad:
+    """A host's node, without its VMs yet."""
+    up = h.state == HostState.CONNECTED
+    return NodeLoad(h.name, h.memory_mib, max(1, h.cpus), up=up, maintenance=h.maintenance)
+
+
+def loads(hosts: list[Host], vms: list[Vm]) -> list[NodeLoad]:
+    """Nodes with the VMs that hold their memory, from rows already loaded."""
+    by_id = {h.id: node_of(h) for h in hosts}
+    for vm in vms:
+        node = by_id.get(vm.host_id) if vm.host_id is not None else None
+        if node is not None and vm.state in HOLDS_MEMORY:
+            node.vms.append(load_of(vm))
+    return list(by_id.values())
+
+
 def sites(s: Session, cluster: str | None = None) -> list[Site]:
     q = select(Host).options(selectinload(Host.networks), selectinload(Host.cluster))
     hosts = list(s.scalars(q))
     if cluster is not None:
         hosts = [h for h in hosts if h.cluster is not None and h.cluster.name == cluster]
-    by_id = {
-        h.id: NodeLoad(
-            h.name,
-            h.memory_mib,
-            max(1, h.cpus),
-            up=h.state == HostState.CONNECTED,
-            maintenance=h.maintenance,
-        )
-        for h in hosts
-    }
+    by_id = {h.id: node_of(h) for h in hosts}
     rows = s.execute(
         select(Vm.host_id, Vm.name, Vm.memory_mib, Vm.vcpus, Vm.ha, Vm.ha_priority, Vm.state)
     )
@@ -75,16 +82,15 @@ def needs_of(s: Session, vm: Vm, copy_storage: bool = False) -> Needs:
                 for d in vm.disks
             )
         )
-    cluster = vm.host.cluster.name if vm.ha and vm.host and vm.host.cluster else None
+    cluster = cluster_of_vm(vm) if vm.ha else None
     return Needs(tuple(vm.networks), cluster, reach, vm.host.name if vm.host is not None else None)
 
 
 def cluster_verdict(
-    s: Session, cluster: Cluster, reserve: int | None = None, as_ha: VmLoad | None = None
+    s: Session, cluster: Cluster, add: tuple[str, VmLoad] | None = None
 ) -> ReserveVerdict:
-    """The reserve verdict, optionally for another ``reserve`` or with one VM made HA."""
+    """The cluster's reserve verdict, or what it would be with ``add`` = (host, VM)."""
     nodes = [site.load for site in sites(s, cluster.name)]
-    if as_ha is not None:
-        for n in nodes:
-            n.vms = [as_ha if v.name == as_ha.name else v for v in n.vms]
-    return overcommit(nodes, cluster.reserve if reserve is None else reserve)
+    if add is not None:
+        nodes = with_vm(nodes, *add)
+    return overcommit(nodes, cluster.reserve)

@@ -8,7 +8,7 @@ while CPU is shared (it only weighs in the ratings).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -49,3 +49,16 @@ class NodeLoad:
 
     def ha_vms(self) -> list[VmLoad]:
         return [v for v in self.vms if v.ha]
+
+
+def with_vm(nodes: list[NodeLoad], host: str, vm: VmLoad) -> list[NodeLoad]:
+    """The nodes as they would be with ``vm`` on ``host`` (moved there if it ran elsewhere)."""
+    out = []
+    for n in nodes:
+        vms = [v for v in n.vms if v.name != vm.name]
+        out.append(replace(n, vms=[*vms, vm] if n.name == host else vms))
+    return out
+
+
+def gib(mib: int) -> str:
+    return f"{mib / 1024:.1f} GiB"

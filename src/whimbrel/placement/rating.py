@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from whimbrel.placement.load import NodeLoad, VmLoad
+from whimbrel.placement.load import NodeLoad, VmLoad, gib, with_vm
 from whimbrel.placement.reserve import ReserveVerdict, overcommit
 
 CPU_OVERCOMMIT = 4  # vCPUs per host CPU before a host counts as CPU-full
@@ -77,10 +77,6 @@ class _Check:
         self.reasons.append(why)
 
 
-def _gib(mib: int) -> str:
-    return f"{mib / 1024:.1f} GiB"
-
-
 def rate(
     vm: VmLoad,
     needs: Needs,
@@ -126,7 +122,7 @@ def _rate(
         c.block("E_HA_OTHER_CLUSTER", f"in cluster {site.cluster}, not {needs.cluster}")
     after = n.free_mib - vm.memory_mib
     if after < 0:
-        c.block("E_NO_MEMORY", f"{_gib(n.free_mib)} free, the VM needs {_gib(vm.memory_mib)}")
+        c.block("E_NO_MEMORY", f"{gib(n.free_mib)} free, the VM needs {gib(vm.memory_mib)}")
     missing = [x for x in needs.networks if x.casefold() not in site.networks]
     if missing:
         c.block("E_NETWORK_MISSING", f"no network {', '.join(missing)}")
@@ -134,7 +130,8 @@ def _rate(
         c.block("E_DISK_NOT_SHARED", "cannot reach the VM's disks (copy them with the move)")
     verdict = None
     if vm.ha and site.cluster and not c.codes:
-        verdict = _with_vm(clusters[site.cluster], n.name, vm, reserves.get(site.cluster, 1))
+        trial = with_vm(clusters[site.cluster], n.name, vm)
+        verdict = overcommit(trial, reserves.get(site.cluster, 1))
         if verdict.overcommitted and not allow_overcommit:
             c.block(
                 "E_CLUSTER_OVERCOMMITTED",
@@ -151,15 +148,10 @@ def _rate(
         score = 1 - score
     stars = max(0.1, round(5 * score, 1))
     reasons = [
-        f"memory after placing: {_gib(after)} free of {_gib(n.memory_mib)} ({mem:.0%})",
+        f"memory after placing: {gib(after)} free of {gib(n.memory_mib)} ({mem:.0%})",
         f"vCPUs: {n.vcpus + vm.vcpus} on {n.cpus} CPUs ({CPU_OVERCOMMIT}:1 counts as full)",
         *c.reasons,
     ]
     if verdict is not None and not verdict.overcommitted:
         reasons.append(f"cluster {site.cluster} keeps its reserve of {verdict.reserve}")
     return Rating(n.name, stars, tuple(reasons), (), verdict)
-
-
-def _with_vm(nodes: list[NodeLoad], host: str, vm: VmLoad, reserve: int) -> ReserveVerdict:
-    trial = [replace(n, vms=[*n.vms, vm]) if n.name == host else n for n in nodes]
-    return overcommit(trial, reserve)

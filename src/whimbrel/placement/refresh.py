@@ -8,14 +8,15 @@ demand), inside the caller's transaction.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from whimbrel.placement.inventory import cluster_verdict
-from whimbrel.placement.reserve import ReserveVerdict
-from whimbrel.preflight.cluster import ClusterView, ha_findings
+from whimbrel.placement.inventory import loads
+from whimbrel.placement.reserve import ReserveVerdict, overcommit
+from whimbrel.preflight.cluster import ClusterView, disk_users, ha_findings
 from whimbrel.store.models import Cluster, Host, Vm
 
 
@@ -26,16 +27,19 @@ def refresh(s: Session, event: str, cluster: str | None = None) -> dict[str, Res
     clusters = list(
         s.scalars(select(Cluster).options(selectinload(Cluster.hosts).selectinload(Host.networks)))
     )
+    users = disk_users(s)
+    by_host: dict[int | None, list[Vm]] = defaultdict(list)
+    for vm in vms:
+        by_host[vm.host_id].append(vm)
     out = {}
     for c in clusters:
         if cluster is not None and c.name != cluster:
             continue
-        view = ClusterView.of(c, vms)
-        ids = {h.id for h in c.hosts}
-        for vm in vms:
-            if vm.host_id in ids:
-                vm.findings = [f.to_dict() for f in ha_findings(vm, view)]
-        verdict = cluster_verdict(s, c)
+        view = ClusterView.of(c, users)
+        members = [vm for h in c.hosts for vm in by_host[h.id]]
+        for vm in members:
+            _set_findings(vm, view)
+        verdict = overcommit(loads(c.hosts, members), c.reserve)
         c.overcommit = verdict.to_dict() | {
             "after": event,
             "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -43,9 +47,11 @@ def refresh(s: Session, event: str, cluster: str | None = None) -> dict[str, Res
         out[c.name] = verdict
     for vm in vms:  # HA VMs on hosts outside any cluster
         if vm.host is not None and vm.host.cluster_id is None:
-            vm.findings = [f.to_dict() for f in ha_findings(vm, None)]
+            _set_findings(vm, None)
     return out
 
 
-def cluster_of_vm(vm: Vm) -> str | None:
-    return vm.host.cluster.name if vm.host is not None and vm.host.cluster else None
+def _set_findings(vm: Vm, view: ClusterView | None) -> None:
+    found = [f.to_dict() for f in ha_findings(vm, view)]
+    if vm.findings != found:  # unchanged rows are not rewritten (thousands per event)
+        vm.findings = found

@@ -24,7 +24,7 @@ import itertools
 from dataclasses import dataclass
 from math import comb
 
-from whimbrel.placement.load import NodeLoad, VmLoad
+from whimbrel.placement.load import NodeLoad, VmLoad, gib
 
 # Sets packed one by one at most; past it the cluster counts as over-committed
 # (not proven safe), which errs on the side of keeping the reserve.
@@ -75,10 +75,6 @@ def pack(vms: list[VmLoad], free: dict[str, int]) -> tuple[dict[str, str], list[
     return placed, left
 
 
-def _gib(mib: int) -> str:
-    return f"{mib / 1024:.1f} GiB"
-
-
 def _try(up: list[NodeLoad], failed: set[str]) -> list[VmLoad]:
     vms = sorted(
         (v for n in up if n.name in failed for v in n.ha_vms()), key=lambda v: -v.memory_mib
@@ -94,8 +90,8 @@ def _over(
     have = sum(max(0, n.free_mib) for n in up if n.name not in failed)
     names = ", ".join(sorted(failed))
     why = (
-        f"if {names} failed, their HA VMs would need {_gib(need)}; the other "
-        f"{len(up) - len(failed)} node(s) have {_gib(have)} free"
+        f"if {names} failed, their HA VMs would need {gib(need)}; the other "
+        f"{len(up) - len(failed)} node(s) have {gib(have)} free"
     )
     if left and need <= have:
         why += f", but not in one piece for {', '.join(v.name for v in left[:5])}"

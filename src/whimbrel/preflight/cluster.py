@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from whimbrel.preflight.finding import Finding, Severity
-from whimbrel.store.models import Cluster, Vm
-from whimbrel.store.repo import is_shared_path
+from whimbrel.store.models import Cluster, Disk, Vm
+from whimbrel.store.repo import on_shared_storage
 
 E, W = Severity.ERROR, Severity.WARNING
 
@@ -27,18 +30,22 @@ class ClusterView:
     largest_node_mib: dict[str, int]  # node -> memory of the largest *other* node
 
     @classmethod
-    def of(cls, cluster: Cluster, all_vms: list[Vm]) -> ClusterView:
+    def of(cls, cluster: Cluster, users: Counter[str]) -> ClusterView:
         nodes = cluster.hosts
         nets: dict[str, dict[str, str]] = {}
         for h in nodes:
             for n in h.networks:
                 nets.setdefault(n.name.casefold(), {})[h.name] = n.bridge
         machines = set.intersection(*(set(h.machine_types) for h in nodes)) if nodes else set()
-        users = Counter(d.path for v in all_vms for d in v.disks)
         biggest = {
             h.name: max((o.memory_mib for o in nodes if o.id != h.id), default=0) for h in nodes
         }
         return cls(cluster, nets, machines, users, biggest)
+
+
+def disk_users(s: Session) -> Counter[str]:
+    """How many VMs use each disk path, over every VM the manager knows (one query)."""
+    return Counter(s.scalars(select(Disk.path)))
 
 
 def ha_findings(vm: Vm, view: ClusterView | None, assume_ha: bool = False) -> list[Finding]:
@@ -61,7 +68,7 @@ def ha_findings(vm: Vm, view: ClusterView | None, assume_ha: bool = False) -> li
     out: list[Finding] = []
     for d in vm.disks:
         # "バーチャル マシンが非クラスター記憶領域を使用している"
-        if not all(is_shared_path(h, d.path) for h in nodes):
+        if not on_shared_storage(c, d.path):  # the same answer for every node
             out.append(
                 Finding(
                     "E_HA_DISK_NOT_SHARED",

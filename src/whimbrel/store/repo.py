@@ -39,6 +39,10 @@ def vm_host_name(s: Session, name: str) -> str | None:
     return vm.host.name if vm.host is not None else None
 
 
+def cluster_of_vm(vm: Vm) -> str | None:
+    return vm.host.cluster.name if vm.host is not None and vm.host.cluster else None
+
+
 def get_job(s: Session, job_id: int) -> Job:
     job = s.get(Job, job_id)
     if job is None:
@@ -78,11 +82,14 @@ def apply_inventory(host: Host, inv: HostInventory) -> None:
 
 def is_shared_path(host: Host, path: str) -> bool:
     """Whether ``path`` lies on storage its cluster declares shared."""
-    if host.cluster is None:
-        return False
+    return host.cluster is not None and on_shared_storage(host.cluster, path)
+
+
+def on_shared_storage(cluster: Cluster, path: str) -> bool:
+    """Whether ``path`` lies on storage ``cluster`` declares shared by all its nodes."""
     return any(
         path == sp.path or path.startswith(sp.path.rstrip("/") + "/")
-        for sp in host.cluster.shared_storage
+        for sp in cluster.shared_storage
     )
 
 

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.errors import InsufficientResources, InvalidInput, WrongState
 from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
-from whimbrel.ops import OpClusterSet, OpVmHa
-from whimbrel.placement.inventory import cluster_verdict, load_of
+from whimbrel.ops import OpClusterSet, OpVmCreate, OpVmHa
+from whimbrel.placement.inventory import HOLDS_MEMORY, cluster_verdict, load_of
+from whimbrel.placement.load import VmLoad
 from whimbrel.placement.refresh import refresh
-from whimbrel.preflight.cluster import ClusterView, ha_findings
+from whimbrel.preflight.cluster import ClusterView, disk_users, ha_findings
 from whimbrel.preflight.finding import blocking
-from whimbrel.store.models import Vm
-from whimbrel.store.repo import get_cluster, get_vm
+from whimbrel.store.models import Host, Vm
+from whimbrel.store.repo import cluster_of_vm, get_cluster, get_vm, is_shared_path
 
 
 class ClusterSet(Flow):
@@ -38,11 +38,10 @@ class ClusterSet(Flow):
     def steps(self, op: OpClusterSet) -> list[Step]:
         """Set the reserve and recompute the verdict.  Undo: the old reserve, recomputed."""
 
-        def put(ctx: JobContext, reserve: int | None) -> StepResult:
+        def put(ctx: JobContext, reserve: int) -> StepResult:
             with ctx.sessions.begin() as s:
                 c = get_cluster(s, op.name)
-                old = c.reserve
-                c.reserve = op.reserve if reserve is None else reserve
+                old, c.reserve = c.reserve, reserve
                 verdict = refresh(s, "reserve changed", op.name)[op.name]
             ctx.progress("set", 100, verdict.reason, overcommit=verdict.to_dict())
             return {"old": old, "overcommit": verdict.to_dict()}
@@ -53,7 +52,10 @@ class ClusterSet(Flow):
 
         return [
             FnStep(
-                "set", f"cluster {op.name}: reserve {op.reserve}", lambda ctx: put(ctx, None), undo
+                "set",
+                f"cluster {op.name}: reserve {op.reserve}",
+                lambda ctx: put(ctx, op.reserve),
+                undo,
             )
         ]
 
@@ -84,8 +86,7 @@ class VmHa(Flow):
                 vm = get_vm(s, op.name)
                 old = {"enabled": vm.ha, "priority": vm.ha_priority}
                 vm.ha, vm.ha_priority = values
-                cluster = vm.host.cluster.name if vm.host and vm.host.cluster else None
-                refresh(s, "new HA VM" if op.enabled else "HA VM removed", cluster)
+                refresh(s, "new HA VM" if op.enabled else "HA VM removed", cluster_of_vm(vm))
             return old
 
         def undo(ctx: JobContext, r: StepResult) -> None:
@@ -107,7 +108,7 @@ def check_can_be_ha(s: Session, vm: Vm, allow_overcommit: bool) -> None:
     """Seed 004: an HA VM lives on clustered hosts, entirely on shared storage, and
     its cluster must keep its reserve unless the administrator overrides it."""
     cluster = vm.host.cluster if vm.host is not None else None
-    view = ClusterView.of(cluster, list(s.scalars(select(Vm)))) if cluster else None
+    view = ClusterView.of(cluster, disk_users(s)) if cluster else None
     errs = blocking(ha_findings(vm, view, assume_ha=True))
     if errs:
         raise WrongState(
@@ -117,7 +118,10 @@ def check_can_be_ha(s: Session, vm: Vm, allow_overcommit: bool) -> None:
             "\n".join(f.line() for f in errs),
         )
     assert cluster is not None
-    verdict = cluster_verdict(s, cluster, as_ha=replace(load_of(vm), ha=True))
+    # A VM that is not running holds no memory now: making it HA changes no verdict.
+    ha_load = replace(load_of(vm), ha=True)
+    add = (vm.host.name, ha_load) if vm.host and vm.state in HOLDS_MEMORY else None
+    verdict = cluster_verdict(s, cluster, add)
     if verdict.overcommitted and not allow_overcommit:
         raise InsufficientResources(
             "E_CLUSTER_OVERCOMMITTED",
@@ -125,4 +129,31 @@ def check_can_be_ha(s: Session, vm: Vm, allow_overcommit: bool) -> None:
             f"available (reserve {cluster.reserve}): {verdict.reason}",
             "add memory or nodes to the cluster, lower its reserve ('whimbrel cluster set "
             f"{cluster.name} --reserve K'), or override with --allow-overcommit",
+        )
+
+
+def check_new_ha(s: Session, op: OpVmCreate, host: Host) -> None:
+    """Seed 004: an HA VM goes only to a clustered host, wholly on the cluster's
+    shared storage, and not onto a cluster it would over-commit (unless overridden)."""
+    shared = {p.name for p in host.pools if is_shared_path(host, p.path)}
+    unshared = sorted({d.pool for d in op.disks} - shared)
+    if host.cluster is None or unshared:
+        raise WrongState(
+            "E_HA_UNSUPPORTED_CONFIGURATION",
+            f"host {op.host} is in no cluster"
+            if host.cluster is None
+            else f"pool(s) {', '.join(unshared)} are not the cluster's shared storage",
+            "create HA VMs on a clustered host, with disks in a shared pool ("
+            + (", ".join(sorted(shared)) or "none on this host")
+            + ")",
+        )
+    vm = VmLoad(op.name, op.memory_mib, op.vcpus, ha=True)
+    verdict = cluster_verdict(s, host.cluster, add=(host.name, vm))
+    if verdict.overcommitted and not op.allow_overcommit:
+        raise InsufficientResources(
+            "E_CLUSTER_OVERCOMMITTED",
+            f"cluster {host.cluster.name} would be over-committed by VM {op.name} "
+            f"(reserve {host.cluster.reserve}): {verdict.reason}",
+            "choose a host in another cluster, add capacity, lower the reserve, or "
+            "override with --allow-overcommit",
         )

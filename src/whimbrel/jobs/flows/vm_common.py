@@ -13,9 +13,9 @@ from whimbrel.domain.vm import BootSpec, DiskSpec, DomainSpec
 from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import InsufficientResources, WrongState
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
-from whimbrel.placement.refresh import cluster_of_vm, refresh
+from whimbrel.placement.refresh import refresh
 from whimbrel.store.models import Host, JobStep, Vm
-from whimbrel.store.repo import get_vm
+from whimbrel.store.repo import cluster_of_vm, get_vm
 
 MIB = 1 << 20
 

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.vm import VmState, check_name
-from whimbrel.errors import InsufficientResources, InvalidInput, WrongState, already_exists
+from whimbrel.errors import InvalidInput, WrongState, already_exists
 from whimbrel.jobs.flow import Flow
+from whimbrel.jobs.flows.ha import check_new_ha
 from whimbrel.jobs.flows.vm_common import (
     MIB,
     check_memory,
@@ -22,10 +23,7 @@ from whimbrel.jobs.flows.vm_common import (
 )
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmCreate
-from whimbrel.placement.inventory import sites
-from whimbrel.placement.load import VmLoad
-from whimbrel.placement.reserve import overcommit
-from whimbrel.store.models import Disk, Host, Vm
+from whimbrel.store.models import Disk, Vm
 from whimbrel.store.repo import get_host, get_vm, is_shared_path
 
 
@@ -169,34 +167,3 @@ class VmCreate(Flow):
         if op.start:
             steps.append(start_step(op.name, op.host))
         return steps
-
-
-def check_new_ha(s: Session, op: OpVmCreate, host: Host) -> None:
-    """Seed 004: an HA VM goes only to a clustered host, wholly on the cluster's
-    shared storage, and not onto a cluster it would over-commit (unless overridden)."""
-    shared = {p.name for p in host.pools if is_shared_path(host, p.path)}
-    unshared = sorted({d.pool for d in op.disks} - shared)
-    if host.cluster is None or unshared:
-        raise WrongState(
-            "E_HA_UNSUPPORTED_CONFIGURATION",
-            f"host {op.host} is in no cluster"
-            if host.cluster is None
-            else f"pool(s) {', '.join(unshared)} are not the cluster's shared storage",
-            "create HA VMs on a clustered host, with disks in a shared pool ("
-            + (", ".join(sorted(shared)) or "none on this host")
-            + ")",
-        )
-    vm = VmLoad(op.name, op.memory_mib, op.vcpus, ha=True)
-    nodes = [site.load for site in sites(s, host.cluster.name)]
-    for n in nodes:
-        if n.name == host.name:
-            n.vms.append(vm)
-    verdict = overcommit(nodes, host.cluster.reserve)
-    if verdict.overcommitted and not op.allow_overcommit:
-        raise InsufficientResources(
-            "E_CLUSTER_OVERCOMMITTED",
-            f"cluster {host.cluster.name} would be over-committed by VM {op.name} "
-            f"(reserve {host.cluster.reserve}): {verdict.reason}",
-            "choose a host in another cluster, add capacity, lower the reserve, or "
-            "override with --allow-overcommit",
-        )
