@@ -188,6 +188,27 @@ class OpVmMigrate(Op):
     move: str = ""  # filled in at submission: the kind of move (MoveKind)
 
 
+@dataclass(frozen=True)
+class OpHostMaintenanceStart(Op):
+    """Seed 004's Start Maintenance Mode: drain the host, then take it out of placement."""
+
+    kind: ClassVar[str] = "host.maintenance-start"
+    name: str
+    plan: tuple[dict[str, Any], ...] = ()  # filled in at submission: the entries, in order
+
+
+@dataclass(frozen=True)
+class OpHostMaintenanceStop(Op):
+    """Re-admit the host; moving VMs back and restoring saved ones only when asked."""
+
+    kind: ClassVar[str] = "host.maintenance-stop"
+    name: str
+    move_back: bool = False
+    restart_saved: bool = False
+    back: tuple[str, ...] = ()  # filled in at submission: VMs to move back
+    saved: tuple[str, ...] = ()  # filled in at submission: VMs to restore
+
+
 ALL_OPS: tuple[type[Op], ...] = (
     OpHostAdd,
     OpHostRefresh,
@@ -206,6 +227,8 @@ ALL_OPS: tuple[type[Op], ...] = (
     OpVmMigrate,
     OpClusterSet,
     OpVmHa,
+    OpHostMaintenanceStart,
+    OpHostMaintenanceStop,
 )
 _BY_KIND = {o.kind: o for o in ALL_OPS}
 
@@ -223,7 +246,8 @@ def op_from_dict(data: dict[str, Any]) -> Op:
         data["networks"] = tuple(data.get("networks", ()))
     if cls is OpClusterCreate:
         data["shared_paths"] = tuple(data.get("shared_paths", ()))
-    for key in ("networks", "addresses", "ignore"):  # JSON lists back to tuples
+    # JSON lists back to tuples
+    for key in ("networks", "addresses", "ignore", "plan", "back", "saved"):
         if isinstance(data.get(key), list):
             data[key] = tuple(data[key])
     return cls(**data)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from whimbrel import __version__
 from whimbrel.api.ha import add_routes as ha_routes
+from whimbrel.api.maintenance import add_routes as maintenance_routes
 from whimbrel.api.migration import add_routes as migration_routes
 from whimbrel.api.views import cluster_view, host_view, job_view, vm_view
 from whimbrel.errors import NotFound, Unauthorized, WhimbrelError, http_status
@@ -148,6 +149,7 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
 
     migration_routes(app, manager, deps, submit, read)
     ha_routes(app, manager, deps, submit, read)
+    maintenance_routes(app, manager, deps, submit, read)
 
     # -- hosts -----------------------------------------------------------------
     @app.get("/api/v1/hosts", dependencies=deps)

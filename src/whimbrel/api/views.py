@@ -19,6 +19,7 @@ def host_view(h: Host, detail: bool = False) -> dict[str, Any]:
         "cluster": h.cluster.name if h.cluster else None,
         "state": h.state,
         "state_reason": h.state_reason,
+        "maintenance": h.maintenance,
         "hostname": h.hostname,
         "cpu_model": h.cpu_model,
         "cpus": h.cpus,

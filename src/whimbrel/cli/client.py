@@ -76,12 +76,25 @@ class Client:
             disable=quiet or not console.is_terminal,
         ) as bar:
             task = bar.add_task(job.get("message", ""), total=100, job=job_id, phase=job["phase"])
+            kids: dict[str, Any] = {}  # a job that runs child jobs shows a bar per VM
             while job["state"] not in FINAL:
                 time.sleep(0.25)
                 job = self.get(f"/jobs/{job_id}")
                 bar.update(
                     task, completed=job["percent"], description=job["message"], phase=job["phase"]
                 )
+                for c in (job.get("progress") or {}).get("children", []):
+                    label = f"{c['job'] or '-'} {c['vm']}"
+                    if c["vm"] not in kids:
+                        kids[c["vm"]] = bar.add_task("", total=100, job=label, phase="")
+                    done = c["state"] in FINAL or c["state"] in ("refused", "skipped")
+                    bar.update(
+                        kids[c["vm"]],
+                        completed=100 if c["state"] == "Completed" else c["percent"],
+                        description=f"{c['action']} {c['to']} {c['state'] if done else ''} "
+                        f"{c['message']}",
+                        phase=c["phase"] or c["state"],
+                    )
         if job["state"] != "Completed":
             raise job_error(job)
         return job

@@ -52,7 +52,7 @@ def host_list(json: bool = JSON) -> None:
             [
                 h["name"],
                 h["cluster"] or "-",
-                h["state"],
+                h["state"] + (" (maintenance)" if h["maintenance"] else ""),
                 h["uri"],
                 f"{h['cpus']} {h['cpu_model']}",
                 f"{mib(h['free_memory_mib'])} / {mib(h['memory_mib'])}",

@@ -11,6 +11,7 @@ from whimbrel.cli.ha import cluster_set, cluster_verify, ha_app, vm_place, vm_re
 from whimbrel.cli.inventory import cluster_app, host_app
 from whimbrel.cli.jobs import job_app
 from whimbrel.cli.lab import lab_app
+from whimbrel.cli.maintenance import maintenance_app
 from whimbrel.cli.migration import migration_app, vm_migrate
 from whimbrel.cli.pki import pki_app
 from whimbrel.cli.serve import console, serve
@@ -28,6 +29,7 @@ app.add_typer(cluster_app, name="cluster")
 app.add_typer(vm_app, name="vm")
 app.add_typer(job_app, name="job")
 host_app.add_typer(migration_app, name="migration")
+host_app.add_typer(maintenance_app, name="maintenance")
 vm_app.command("migrate")(vm_migrate)
 vm_app.add_typer(ha_app, name="ha")
 vm_app.command("place")(vm_place)

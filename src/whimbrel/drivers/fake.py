@@ -29,6 +29,7 @@ from whimbrel.errors import (
     Conflict,
     HostUnreachable,
     HostUntrusted,
+    HypervisorError,
     InsufficientResources,
     LockConflict,
     NotFound,
@@ -66,6 +67,8 @@ class FakeHostState:
     # Hosts whose own certificate this host accepts (peer authentication); None: any.
     trusts: set[str] | None = None
     up: bool = True
+    # VMs whose incoming migration this host refuses (a libvirt migrate hook saying no).
+    refuse_incoming: set[str] = field(default_factory=set)
     domains: dict[str, _Domain] = field(default_factory=dict)
     events: deque[DomainEvent] = field(default_factory=deque)
 
@@ -321,6 +324,12 @@ class FakeHost:
         if req.auth == Auth.PEER:
             self.check_peer_trust(req.dest_uri, req.peer_pki)
         dest = self.fleet.host_of_uri(req.dest_uri)
+        if name in dest.refuse_incoming:
+            raise HypervisorError(
+                "E_MIGRATION_FAILED",
+                f"host {dest.name} refused the incoming migration of {name}",
+                "see the destination host's log",
+            )
         with self.fleet.lock:
             d = self._dom(name)
             if name in dest.domains:

@@ -93,6 +93,12 @@ class _Run:
     def cancelled(self) -> bool:
         return self._runner.cancel_requested(self.job_id)
 
+    def submit(self, op: Op) -> int:
+        return self._runner.submit(op)
+
+    def cancel(self, job_id: int) -> None:
+        self._runner.cancel(job_id)
+
 
 class JobRunner:
     def __init__(

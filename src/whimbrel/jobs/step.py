@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from whimbrel.drivers.base import HostDriver
+from whimbrel.ops import Op
 
 StepResult = dict[str, Any] | None
 
@@ -41,6 +42,14 @@ class JobContext(Protocol):
         ...
 
     def cancelled(self) -> bool: ...
+
+    def submit(self, op: Op) -> int:
+        """Queue a child job (validated like any other); return its id."""
+        ...
+
+    def cancel(self, job_id: int) -> None:
+        """Ask a child job to stop (one not yet started never runs)."""
+        ...
 
 
 class Step(ABC):

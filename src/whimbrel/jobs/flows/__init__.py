@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from whimbrel.jobs.flow import FlowRegistry
-from whimbrel.jobs.flows import ha, host_migration, inventory, vm_create, vm_migrate, vm_power
+from whimbrel.jobs.flows import (
+    ha,
+    host_migration,
+    inventory,
+    maintenance,
+    vm_create,
+    vm_migrate,
+    vm_power,
+)
 
 
 def registry() -> FlowRegistry:
@@ -16,5 +24,6 @@ def registry() -> FlowRegistry:
             vm_migrate.VmMigrate(),
             ha.ClusterSet(),
             ha.VmHa(),
+            *maintenance.FLOWS,
         ]
     )
