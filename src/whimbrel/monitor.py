@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.host import HostState
-from whimbrel.domain.job import FINAL_JOB_STATES
 from whimbrel.domain.vm import VmState
 from whimbrel.errors import WhimbrelError
-from whimbrel.store.models import Host, Job, Vm
+from whimbrel.store.models import Host
+from whimbrel.store.repo import apply_domains, busy_vms
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +85,6 @@ class InventoryMonitor:
                 continue
             self._mark(name, HostState.CONNECTED, "", domains)
 
-    @staticmethod
-    def _busy_vms(s: Session) -> set[str]:
-        locks = s.scalars(select(Job.locks).where(Job.state.not_in(list(FINAL_JOB_STATES))))
-        return {lk.split(":", 1)[1] for ls in locks for lk in ls if lk.startswith("vm:")}
-
     def _mark(
         self, host: str, state: HostState, reason: str, domains: dict[str, VmState] | None
     ) -> None:
@@ -100,11 +95,5 @@ class InventoryMonitor:
             if row.state != state:
                 log.warning("host %s is now %s %s", host, state, reason)
             row.state, row.state_reason = state, reason
-            busy = self._busy_vms(s)
-            for vm in s.scalars(select(Vm).where(Vm.host_id == row.id)):
-                if vm.name in busy:
-                    continue
-                new = VmState.UNKNOWN if domains is None else domains.get(vm.name, VmState.MISSING)
-                if vm.state != new:
-                    log.info("VM %s on %s: %s -> %s", vm.name, host, vm.state, new)
-                    vm.state = new
+            for vm, was, now in apply_domains(s, row, domains, busy_vms(s)):
+                log.info("VM %s on %s: %s -> %s", vm, host, was, now)

@@ -78,6 +78,8 @@ def lab_enroll() -> None:
     for h in spec.hosts:
         try:
             c.get(f"/hosts/{h.name}")
+            # Known hosts are read again: a lab rebuilt since has none of the old domains.
+            c.follow(c.post(f"/hosts/{h.name}/refresh"), err)
         except NotFound:
             c.follow(c.post("/hosts", {"name": h.name, "uri": h.uri, "cluster": h.cluster}), err)
             out.print(f"host {h.name} added ({h.uri}, cluster {h.cluster})")

@@ -8,7 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel.domain.host import HostInventory, HostState
+from whimbrel.domain.job import FINAL_JOB_STATES
 from whimbrel.domain.migration import Auth, HostMigration, Performance
+from whimbrel.domain.vm import VmState
 from whimbrel.errors import NotFound, not_found
 from whimbrel.store.models import Cluster, Host, Job, MigrationSettings, Network, StoragePool, Vm
 
@@ -109,3 +111,28 @@ def migration_settings(h: Host) -> HostMigration:
         encrypt=m.encrypt,
         peer_pki=m.peer_pki,
     )
+
+
+def busy_vms(s: Session) -> set[str]:
+    """VMs that an unfinished job holds: their state is that job's to set."""
+    locks = s.scalars(select(Job.locks).where(Job.state.not_in(list(FINAL_JOB_STATES))))
+    return {lk.split(":", 1)[1] for ls in locks for lk in ls if lk.startswith("vm:")}
+
+
+def apply_domains(
+    s: Session,
+    host: Host,
+    domains: dict[str, VmState] | None,
+    skip: set[str] | frozenset[str] = frozenset(),
+) -> list[tuple[str, str, str]]:
+    """Set each VM of ``host`` to what the host reports: None means the host is
+    lost (its VMs 'unknown'), a VM it does not know is 'missing'.  Returns the changes."""
+    changed = []
+    for vm in s.scalars(select(Vm).where(Vm.host_id == host.id)):
+        if vm.name in skip:
+            continue
+        new = VmState.UNKNOWN if domains is None else domains.get(vm.name, VmState.MISSING)
+        if vm.state != new:
+            changed.append((vm.name, str(vm.state), str(new)))
+            vm.state = new
+    return changed

@@ -24,7 +24,7 @@ from whimbrel.ops import (
 )
 from whimbrel.placement.refresh import refresh
 from whimbrel.store.models import Cluster, Host, SharedStorage
-from whimbrel.store.repo import apply_inventory, get_cluster, get_host
+from whimbrel.store.repo import apply_domains, apply_inventory, busy_vms, get_cluster, get_host
 
 
 class HostAdd(Flow):
@@ -93,9 +93,13 @@ class HostRefresh(Flow):
     def steps(self, op: OpHostRefresh) -> list[Step]:
         def refresh(ctx: JobContext) -> StepResult:
             """Undo: none; the inventory read is the truth either way."""
-            inv = ctx.driver(op.name).inventory()
+            drv = ctx.driver(op.name)
+            inv = drv.inventory()
+            domains = {d.name: d.state for d in drv.list_domains()}
             with ctx.sessions.begin() as s:
-                apply_inventory(get_host(s, op.name), inv)
+                host = get_host(s, op.name)
+                apply_inventory(host, inv)
+                apply_domains(s, host, domains, busy_vms(s))
             return {"free_memory_mib": inv.info.free_memory_mib}
 
         return [FnStep("refresh", f"read the inventory of host {op.name}", refresh)]
