@@ -17,6 +17,7 @@ from whimbrel.config import Settings
 from whimbrel.connections import ConnectionPool, Opener
 from whimbrel.domain.migration import HostMigration
 from whimbrel.drivers import open_host
+from whimbrel.ha.watch import FailoverWatch
 from whimbrel.jobs.flows import registry
 from whimbrel.jobs.runner import JobRunner
 from whimbrel.monitor import InventoryMonitor
@@ -44,6 +45,7 @@ class Manager:
         opener: Opener | None = None,
         workers: int = 16,
         monitor_period_s: float = 5.0,
+        failover_grace_s: float = 5.0,
     ):
         self.settings = settings
         self.sessions: sessionmaker[Session] = open_store(settings.db_url)
@@ -53,7 +55,8 @@ class Manager:
         self.runner = JobRunner(
             self.sessions, registry(), self.conns, workers=workers, capacity=self.capacity
         )
-        self.monitor = InventoryMonitor(self.sessions, self.conns, monitor_period_s)
+        watch = FailoverWatch(self.sessions, self.runner.submit, failover_grace_s)
+        self.monitor = InventoryMonitor(self.sessions, self.conns, monitor_period_s, watch=watch)
 
     def capacity(self, lock: str) -> int:
         """A host's migration limits for its slot locks; 1 for every other lock."""

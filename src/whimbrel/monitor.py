@@ -20,6 +20,8 @@ from whimbrel.connections import ConnectionPool
 from whimbrel.domain.host import HostState
 from whimbrel.domain.vm import VmState
 from whimbrel.errors import WhimbrelError
+from whimbrel.ha.watch import FailoverWatch
+from whimbrel.placement.refresh import refresh
 from whimbrel.store.models import Host
 from whimbrel.store.repo import apply_domains, busy_vms
 
@@ -33,8 +35,10 @@ class InventoryMonitor:
         conns: ConnectionPool,
         period_s: float = 5.0,
         event_check_s: float = 0.25,
+        watch: FailoverWatch | None = None,
     ):
         self.sessions = sessions
+        self.watch = watch
         self.conns = conns
         self.period_s = period_s
         self.event_check_s = event_check_s
@@ -59,6 +63,8 @@ class InventoryMonitor:
                     self.poll_once()
                 else:
                     self.poll_events()
+                if self.watch is not None:
+                    self.watch.tick()
             except Exception:  # the monitor must outlive any one bad answer
                 log.exception("inventory poll failed")
 
@@ -92,8 +98,14 @@ class InventoryMonitor:
             row = s.scalar(select(Host).where(Host.name == host))
             if row is None:
                 return
-            if row.state != state:
+            changed = row.state != state
+            if changed:
                 log.warning("host %s is now %s %s", host, state, reason)
             row.state, row.state_reason = state, reason
             for vm, was, now in apply_domains(s, row, domains, busy_vms(s)):
                 log.info("VM %s on %s: %s -> %s", vm, host, was, now)
+            if changed and row.cluster is not None:  # seed 004: a node failed or came back
+                event = f"node {host} {'back' if domains is not None else 'failed'}"
+                refresh(s, event, row.cluster.name)
+        if self.watch is not None:
+            self.watch.seen(host, state, reason)

@@ -209,6 +209,36 @@ class OpHostMaintenanceStop(Op):
     saved: tuple[str, ...] = ()  # filled in at submission: VMs to restore
 
 
+@dataclass(frozen=True)
+class OpHostFenceSet(Op):
+    """How failover powers the host off: a fence agent and its options ('' agent: none)."""
+
+    kind: ClassVar[str] = "host.fence-set"
+    name: str
+    agent: str
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OpHostFailover(Op):
+    """Seed 004's unplanned downtime: fence a lost host, restart its HA VMs elsewhere."""
+
+    kind: ClassVar[str] = "host.failover"
+    name: str
+    evidence: str = ""  # what the monitor saw: why the host is taken for lost
+    confirmed_off: bool = False  # the administrator says it is off: no agent needed
+
+
+@dataclass(frozen=True)
+class OpVmRecover(Op):
+    """Start an HA VM of a lost host on another node, from its shared disks."""
+
+    kind: ClassVar[str] = "vm.recover"
+    name: str
+    to: str
+    source: str
+
+
 ALL_OPS: tuple[type[Op], ...] = (
     OpHostAdd,
     OpHostRefresh,
@@ -229,6 +259,9 @@ ALL_OPS: tuple[type[Op], ...] = (
     OpVmHa,
     OpHostMaintenanceStart,
     OpHostMaintenanceStop,
+    OpHostFenceSet,
+    OpHostFailover,
+    OpVmRecover,
 )
 _BY_KIND = {o.kind: o for o in ALL_OPS}
 

@@ -82,8 +82,9 @@ def test_failure_midway_leaves_host_in_service_and_moved_vms_moved(
     job = hosts.job("POST", "/hosts/f1/maintenance/start")
     assert job["state"] == "Exception" and job["rollback"] == "clean"
     assert job["error"]["code"] == "E_MAINTENANCE_INCOMPLETE"
-    assert "b: E_MIGRATION_FAILED" in job["error"]["cause"] and "a live-migrate" in (
-        job["error"]["fix"]
+    assert (
+        "b: E_MIGRATION_FAILED" in job["error"]["cause"]
+        and "a live-migrate" in (job["error"]["fix"])
     )
     kids = {k["vm"]: k["state"] for k in job["progress"]["children"]}
     assert kids == {"a": "Completed", "b": "Exception"}

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel import __version__
+from whimbrel.api.failover import add_routes as failover_routes
 from whimbrel.api.ha import add_routes as ha_routes
 from whimbrel.api.maintenance import add_routes as maintenance_routes
 from whimbrel.api.migration import add_routes as migration_routes
@@ -150,6 +151,7 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
     migration_routes(app, manager, deps, submit, read)
     ha_routes(app, manager, deps, submit, read)
     maintenance_routes(app, manager, deps, submit, read)
+    failover_routes(app, manager, deps, submit, read)
 
     # -- hosts -----------------------------------------------------------------
     @app.get("/api/v1/hosts", dependencies=deps)

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from whimbrel.cli.context import err
+from whimbrel.cli.failover import fence_app
 from whimbrel.cli.ha import cluster_set, cluster_verify, ha_app, vm_place, vm_repair
 from whimbrel.cli.inventory import cluster_app, host_app
 from whimbrel.cli.jobs import job_app
@@ -30,6 +31,7 @@ app.add_typer(vm_app, name="vm")
 app.add_typer(job_app, name="job")
 host_app.add_typer(migration_app, name="migration")
 host_app.add_typer(maintenance_app, name="maintenance")
+host_app.add_typer(fence_app, name="fence")
 vm_app.command("migrate")(vm_migrate)
 vm_app.add_typer(ha_app, name="ha")
 vm_app.command("place")(vm_place)

@@ -87,11 +87,16 @@ def _show(ctx: JobContext, children: list[Child], phase: str) -> None:
     ctx.step_progress(pct, phase, msg, children=[c.to_dict() for c in children])
 
 
-def run_children(ctx: JobContext, children: list[Child], phase: str) -> list[Child]:
-    """Submit every child in order, wait for all of them; stop early on a failure."""
+def run_children(
+    ctx: JobContext, children: list[Child], phase: str, stop_on_failure: bool = True
+) -> list[Child]:
+    """Submit every child in order and wait for all of them.
+
+    ``stop_on_failure``: after a failure, children not yet started never run
+    (a drain); without it every child gets its chance (a failover)."""
     failed = False
     for c in children:
-        if failed or ctx.cancelled():
+        if (failed and stop_on_failure) or ctx.cancelled():
             c.state, c.message = "skipped", "not started: an earlier VM failed or cancel"
             continue
         try:
@@ -105,7 +110,8 @@ def run_children(ctx: JobContext, children: list[Child], phase: str) -> list[Chi
     while not all(c.done for c in children):
         time.sleep(POLL_S)
         _read(ctx, children)
-        if not cancelled and (ctx.cancelled() or any(c.done and not c.ok for c in children)):
+        failure = stop_on_failure and any(c.done and not c.ok for c in children)
+        if not cancelled and (ctx.cancelled() or failure):
             cancelled = True
             stop_all = ctx.cancelled()
             for c in children:

@@ -84,7 +84,7 @@ def _order(vm: Vm) -> tuple[int, int, str]:
     return (-vm.ha_priority, -vm.memory_mib, vm.name)
 
 
-def _move(site_list: list[Site], vm: str, to: str) -> list[Site]:
+def move_load(site_list: list[Site], vm: str, to: str) -> list[Site]:
     """The sites with ``vm``'s load moved onto ``to``."""
     load = next(v for st in site_list for v in st.load.vms if v.name == vm)
     out = []
@@ -128,7 +128,7 @@ def plan(s: Session, host: str, conns: HostDrivers | None = None) -> Maintenance
             why = why or "no other host"
             entries.append(Entry(vm.name, Action.BLOCKED, "", why, vm.memory_mib, vm.ha_priority))
             continue
-        current = _move(current, vm.name, best.host)
+        current = move_load(current, vm.name, best.host)
         found: tuple[dict[str, Any], ...] = ()
         if conns is not None:
             op = OpVmMigrate(vm.name, best.host)

@@ -82,6 +82,9 @@ class Host(Base):
     addresses: Mapped[list[Any]] = mapped_column(default=list)
     # Maintenance mode: takes no new VMs and is no migration destination.
     maintenance: Mapped[bool] = mapped_column(default=False)
+    # How failover powers the host off before restarting its VMs elsewhere:
+    # {"agent": "lab" | "fence_ipmilan" | ..., "options": {...}}; {} for none.
+    fence: Mapped[dict[str, Any]] = mapped_column(default=dict)
     refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     cluster: Mapped[Cluster | None] = relationship(back_populates="hosts")
     networks: Mapped[list[Network]] = relationship(

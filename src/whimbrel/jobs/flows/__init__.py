@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from whimbrel.jobs.flow import FlowRegistry
 from whimbrel.jobs.flows import (
+    failover,
     ha,
     host_migration,
     inventory,
@@ -25,5 +26,6 @@ def registry() -> FlowRegistry:
             ha.ClusterSet(),
             ha.VmHa(),
             *maintenance.FLOWS,
+            *failover.FLOWS,
         ]
     )

@@ -1,0 +1,214 @@
+"""Failover (seed 004, unplanned downtime): fence a lost host, restart its HA VMs elsewhere.
+
+The HA monitor submits ``host.failover`` when a host has been lost for its
+grace period.  The job first fences the host (or takes the administrator's
+word that it is off), because only a host proven off cannot still be writing
+to the disks; then it restarts each HA VM, highest priority first, on the
+best-rated other node of its cluster, as one ``vm.recover`` child job each.
+Memory state is lost, as the seed says: the VMs boot from their shared disks.
+The disk leases are the second guard: a start whose disk is still held fails
+with E_DISK_LOCKED, the job reports it, and the monitor tries again later.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from whimbrel.connections import ConnectionPool
+from whimbrel.domain.host import HostState
+from whimbrel.domain.vm import VmState
+from whimbrel.errors import Conflict, NotFound, WrongState
+from whimbrel.ha.fence import check_config, fence
+from whimbrel.jobs.children import Child, run_children
+from whimbrel.jobs.flow import Flow
+from whimbrel.jobs.flows.vm_common import spec_of
+from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
+from whimbrel.ops import OpHostFailover, OpHostFenceSet, OpVmRecover
+from whimbrel.placement.inventory import load_of, needs_of, reserves, sites
+from whimbrel.placement.maintenance import move_load
+from whimbrel.placement.rating import rate
+from whimbrel.placement.refresh import refresh
+from whimbrel.store.models import Vm
+from whimbrel.store.repo import cluster_of_vm, get_host, get_vm
+
+# A VM in one of these states on a lost host is down and waits for its restart.
+DOWN = {VmState.UNKNOWN, VmState.MISSING, VmState.CRASHED}
+
+
+def stranded(s: Session, host: str) -> list[Vm]:
+    """The HA VMs of ``host`` that must restart elsewhere, in restart order."""
+    h = get_host(s, host)
+    vms = s.scalars(
+        select(Vm).where(Vm.host_id == h.id).options(selectinload(Vm.disks), selectinload(Vm.host))
+    )
+    out = [v for v in vms if v.ha and v.ha_priority > 0 and v.state in DOWN]
+    return sorted(out, key=lambda v: (-v.ha_priority, -v.memory_mib, v.name))
+
+
+class HostFenceSet(Flow):
+    op_type = OpHostFenceSet
+
+    def locks(self, op: OpHostFenceSet) -> list[str]:
+        return [f"host:{op.name}"]
+
+    def validate(self, op: OpHostFenceSet, s: Session, conns: ConnectionPool) -> None:
+        get_host(s, op.name)
+        if op.agent:
+            check_config(op.name, {"agent": op.agent, "options": op.options})
+
+    def steps(self, op: OpHostFenceSet) -> list[Step]:
+        def put(ctx: JobContext) -> StepResult:
+            """Undo: the previous settings come back."""
+            with ctx.sessions.begin() as s:
+                h = get_host(s, op.name)
+                old = dict(h.fence)
+                h.fence = {"agent": op.agent, "options": dict(op.options)} if op.agent else {}
+            return {"old": old}
+
+        def back(ctx: JobContext, r: StepResult) -> None:
+            with ctx.sessions.begin() as s:
+                get_host(s, op.name).fence = (r or {}).get("old", {})
+
+        return [FnStep("set", f"set the fence agent of host {op.name}", put, back)]
+
+
+class HostFailover(Flow):
+    op_type = OpHostFailover
+
+    def locks(self, op: OpHostFailover) -> list[str]:
+        return [f"failover:{op.name}"]
+
+    def validate(self, op: OpHostFailover, s: Session, conns: ConnectionPool) -> None:
+        h = get_host(s, op.name)
+        if h.state == HostState.CONNECTED:
+            raise WrongState(
+                "E_HOST_CONNECTED",
+                f"host {op.name} is connected: there is nothing to fail over",
+                "move its VMs with 'whimbrel vm migrate' or 'host maintenance start' instead",
+            )
+        if not stranded(s, op.name):
+            raise NotFound(
+                "E_NOTHING_TO_RECOVER",
+                f"host {op.name} has no HA VM waiting for a restart",
+                "nothing to do",
+            )
+
+    def steps(self, op: OpHostFailover) -> list[Step]:
+        def do_fence(ctx: JobContext) -> StepResult:
+            """Undo: none; a host switched off stays off until someone starts it."""
+            with ctx.sessions() as s:
+                config = dict(get_host(s, op.name).fence)
+            if op.confirmed_off:
+                proof = {"agent": "administrator", "proof": "confirmed off by the administrator"}
+            else:
+                ctx.step_progress(0.0, "fence", f"fencing host {op.name}")
+                proof = fence(op.name, config).to_dict()
+            ctx.progress("fence", 0, f"host {op.name} is off: {proof['proof']}", fenced=proof)
+            return {"evidence": op.evidence, **proof}
+
+        def restart(ctx: JobContext) -> StepResult:
+            """Undo: none; each restart undoes itself if it fails."""
+            kids = _children(ctx, op.name)
+            run_children(ctx, kids, "restart", stop_on_failure=False)
+            bad = [c for c in kids if not c.ok]
+            if bad:
+                raise Conflict(
+                    "E_FAILOVER_INCOMPLETE",
+                    f"{len(bad)} of {len(kids)} HA VM(s) of host {op.name} did not restart: "
+                    + "; ".join(
+                        f"{c.vm}: {c.error.get('code', c.state)} {c.error.get('cause', c.message)}"
+                        for c in bad
+                    ),
+                    "the HA monitor tries again; free capacity in the cluster, or if a disk is "
+                    "still locked, make sure the lost host is really off",
+                )
+            return {"restarted": [{"vm": c.vm, "to": c.to, "job": c.job} for c in kids]}
+
+        return [
+            FnStep("fence", f"power host {op.name} off and prove it", do_fence),
+            FnStep("restart", f"restart the HA VMs of host {op.name}", restart, weight=10),
+        ]
+
+
+def _children(ctx: JobContext, host: str) -> list[Child]:
+    """One restart per stranded VM, each on the best node left after the ones before."""
+    kids: list[Child] = []
+    with ctx.sessions() as s:
+        current, k = sites(s), reserves(s)
+        for vm in stranded(s, host):
+            ratings = rate(load_of(vm), needs_of(s, vm), current, k, allow_overcommit=True)
+            best = next((r for r in ratings if r.eligible), None)
+            if best is None:
+                kids.append(Child(vm.name, "restart", OpVmRecover(vm.name, "", host), ""))
+                continue
+            current = move_load(current, vm.name, best.host)
+            kids.append(Child(vm.name, "restart", OpVmRecover(vm.name, best.host, host), best.host))
+    return kids
+
+
+class VmRecover(Flow):
+    op_type = OpVmRecover
+
+    def locks(self, op: OpVmRecover) -> list[str]:
+        return [f"vm:{op.name}"]
+
+    def validate(self, op: OpVmRecover, s: Session, conns: ConnectionPool) -> None:
+        vm = get_vm(s, op.name)
+        if not op.to:
+            raise Conflict(
+                "E_NO_HOST_FOR_RESTART",
+                f"no node of cluster {cluster_of_vm(vm)} can take VM {op.name} "
+                f"({vm.memory_mib} MiB)",
+                "free memory in the cluster or add a node; 'whimbrel vm place' shows why",
+            )
+        if vm.host is None or vm.host.name != op.source or vm.state not in DOWN:
+            raise WrongState(
+                "E_VM_STATE",
+                f"VM {op.name} is {vm.state} on {vm.host.name if vm.host else 'no host'}, "
+                f"not down on {op.source}",
+                "nothing to recover",
+            )
+        get_host(s, op.to)
+
+    def steps(self, op: OpVmRecover) -> list[Step]:
+        def define(ctx: JobContext) -> StepResult:
+            """Undo: undefine it on the new node."""
+            with ctx.sessions() as s:
+                spec = spec_of(get_vm(s, op.name))
+            ctx.driver(op.to).define(spec)
+            return {"host": op.to}
+
+        def undefine(ctx: JobContext, r: StepResult) -> None:
+            ctx.driver(op.to).undefine(op.name)
+
+        def start(ctx: JobContext) -> StepResult:
+            """Undo: power it off.  A disk still leased by the lost host fails here."""
+            ctx.driver(op.to).start(op.name)
+            return {"host": op.to}
+
+        def stop(ctx: JobContext, r: StepResult) -> None:
+            ctx.driver(op.to).power_off(op.name)
+
+        def record(ctx: JobContext) -> StepResult:
+            """Undo: the VM belongs to its lost host again."""
+            state = ctx.driver(op.to).domain(op.name).state
+            with ctx.sessions.begin() as s:
+                vm = get_vm(s, op.name)
+                vm.host, vm.state = get_host(s, op.to), state
+                refresh(s, f"VM {op.name} restarted on {op.to}", cluster_of_vm(vm))
+            return {"host": op.to, "state": str(state)}
+
+        def unrecord(ctx: JobContext, r: StepResult) -> None:
+            with ctx.sessions.begin() as s:
+                vm = get_vm(s, op.name)
+                vm.host, vm.state = get_host(s, op.source), VmState.UNKNOWN
+
+        return [
+            FnStep("define", f"define VM {op.name} on {op.to}", define, undefine),
+            FnStep("start", f"start VM {op.name} on {op.to} from its disks", start, stop),
+            FnStep("record", f"record VM {op.name} on {op.to}", record, unrecord),
+        ]
+
+
+FLOWS: list[Flow] = [HostFenceSet(), HostFailover(), VmRecover()]
