@@ -201,6 +201,7 @@ def lab_manager(lab: Any) -> Iterator[Manager]:
     for h in lab.spec.hosts:
         api.ok("POST", "/hosts", {"name": h.name, "uri": h.uri, "cluster": h.cluster})
         api.ok("POST", f"/hosts/{h.name}/migration", h.migration_settings)
+        api.ok("POST", f"/hosts/{h.name}/fence", lab.fence_settings(h.name))
     yield m
     m.stop()
 

@@ -145,6 +145,8 @@ def job_view(j: Job, steps: bool = False) -> dict[str, Any]:
                 "state": s.state,
                 "result": s.result,
                 "error": s.error,
+                "started_at": _ts(s.started_at),
+                "finished_at": _ts(s.finished_at),
             }
             for s in j.steps
         ]

@@ -66,7 +66,8 @@ def lab_down() -> None:
 def lab_enroll() -> None:
     """Register the lab's clusters and hosts; known hosts get the lab's migration settings."""
     c = client()
-    spec = from_env()
+    lab = _lab()
+    spec = lab.spec
     for cluster in spec.clusters:
         try:
             c.get(f"/clusters/{cluster}")
@@ -85,6 +86,7 @@ def lab_enroll() -> None:
             out.print(f"host {h.name} added ({h.uri}, cluster {h.cluster})")
         # Known hosts too: a store enrolled before these settings existed converges.
         c.follow(c.post(f"/hosts/{h.name}/migration", h.migration_settings), err)
+        c.follow(c.post(f"/hosts/{h.name}/fence", lab.fence_settings(h.name)), err)
 
 
 @lab_app.command("kill-host")
@@ -99,6 +101,20 @@ def lab_start_host(name: str) -> None:
     """Start a killed lab host's daemons again."""
     _lab().start_host(name)
     out.print(f"host {name}: up")
+
+
+@lab_app.command("isolate")
+def lab_isolate(name: str) -> None:
+    """Cut a lab host's network links: it keeps running, unseen (a split brain to survive)."""
+    _lab().isolate(name)
+    out.print(f"host {name}: links cut (its VMs still run)")
+
+
+@lab_app.command("connect")
+def lab_connect(name: str) -> None:
+    """Mend the links 'lab isolate' cut."""
+    _lab().isolate(name, cut=False)
+    out.print(f"host {name}: links up")
 
 
 @lab_app.command("untrust")

@@ -298,6 +298,16 @@ class Lab:
             self._launch(host, hide_kvm=not accel.detect().kvm)
         self._wait_answering(host)
 
+    def isolate(self, name: str, cut: bool = True) -> None:
+        """Cut (or mend) the host's management and migration links; its processes live on."""
+        host = self.spec.host(name)
+        for net in ("m", "g"):
+            netns.ip("link", "set", host.veth(net), "down" if cut else "up")
+
+    def fence_settings(self, name: str) -> dict[str, object]:
+        """The lab's fence agent for ``name``: its power switch is its namespace."""
+        return {"agent": "lab", "options": {"namespace": self.spec.host(name).netns}}
+
     def untrust(self, name: str) -> None:
         """Peer trust missing in one direction: no other host trusts ``name``
         as a migration source; it still accepts migrations from them."""

@@ -127,14 +127,21 @@ class MaintenanceStart(Flow):
         def migrate(ctx: JobContext) -> StepResult:
             """Undo: none; VMs that moved stay where they are (seed 004)."""
             kids = [Child(e.vm, str(e.action), OpVmMigrate(e.vm, e.to), e.to) for e in moves]
-            _fail_if_any(op.name, "live migration", run_children(ctx, kids, "migrate"))
-            return {"moved": [{"vm": c.vm, "to": c.to, "job": c.job} for c in kids]}
+            run_children(ctx, kids, "migrate")
+            # Kept in the job even if it fails: stop --move-back brings these home.
+            moved = [{"vm": c.vm, "to": c.to, "job": c.job} for c in kids if c.ok]
+            ctx.step_progress(1.0, "migrate", f"{len(moved)} VM(s) moved", moved=moved)
+            _fail_if_any(op.name, "live migration", kids)
+            return {"moved": moved}
 
         def save(ctx: JobContext) -> StepResult:
             """Undo: none; a saved VM is resumed with 'vm restore' or maintenance stop."""
             kids = [Child(e.vm, str(e.action), OpVmSave(e.vm)) for e in saves]
-            _fail_if_any(op.name, "save", run_children(ctx, kids, "save"))
-            return {"saved": [c.vm for c in kids]}
+            run_children(ctx, kids, "save")
+            saved = [c.vm for c in kids if c.ok]
+            ctx.step_progress(1.0, "save", f"{len(saved)} VM(s) saved", saved=saved)
+            _fail_if_any(op.name, "save", kids)
+            return {"saved": saved}
 
         def verify(ctx: JobContext) -> StepResult:
             """Undo: none.  A VM that started on the host meanwhile stops the drain."""
@@ -169,20 +176,26 @@ def _leave(host: str) -> Any:
 
 
 def last_drain(s: Session, host: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """What the host's last completed maintenance start moved away and saved."""
-    jobs = s.scalars(
-        select(Job)
-        .where(Job.kind == OpHostMaintenanceStart.kind, Job.subject == host)
+    """What maintenance starts moved away from the host and saved since it was last
+    re-admitted, failed starts included (their moved VMs stayed moved)."""
+    since = s.scalar(
+        select(Job.id)
+        .where(Job.kind == OpHostMaintenanceStop.kind, Job.subject == host)
         .where(Job.state == JobState.COMPLETED)
         .order_by(Job.id.desc())
         .limit(1)
+    )
+    jobs = s.scalars(
+        select(Job)
+        .where(Job.kind == OpHostMaintenanceStart.kind, Job.subject == host)
+        .where(Job.id > (since or 0))
+        .order_by(Job.id)
     ).all()
     moved: list[dict[str, Any]] = []
     saved: list[str] = []
     for job in jobs:
-        for st in job.steps:
-            moved += (st.result or {}).get("moved", [])
-            saved += (st.result or {}).get("saved", [])
+        moved += job.progress.get("moved", [])
+        saved += job.progress.get("saved", [])
     return moved, saved
 
 

@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from whimbrel.domain.migration import Auth, MigrationRequest, Policy
 from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import Category, WhimbrelError
@@ -90,11 +92,19 @@ def link_of(ctx: JobContext, source: str, dest: str) -> tuple[int, str]:
 def record_link(ctx: JobContext, source: str, dest: str, bytes_per_s: int) -> None:
     if bytes_per_s <= 0:
         return
-    with ctx.sessions.begin() as s:
-        src, dst = get_host(s, source), get_host(s, dest)
-        row = s.get(Link, (src.id, dst.id)) or Link(source_id=src.id, dest_id=dst.id)
-        row.bytes_per_s, row.measured_at = bytes_per_s, datetime.now(UTC)
-        s.add(row)
+    # Two moves between the same hosts (a drain) can both find no row and both
+    # insert it: the loser updates the winner's row on its second try.
+    for attempt in range(2):
+        try:
+            with ctx.sessions.begin() as s:
+                src, dst = get_host(s, source), get_host(s, dest)
+                row = s.get(Link, (src.id, dst.id)) or Link(source_id=src.id, dest_id=dst.id)
+                row.bytes_per_s, row.measured_at = bytes_per_s, datetime.now(UTC)
+                s.add(row)
+            return
+        except IntegrityError:
+            if attempt:
+                raise
 
 
 def dest_volumes_step(op: OpVmMigrate) -> Step:
