@@ -88,7 +88,7 @@ def postgres() -> Iterator[str]:
         assert proc.returncode == 0, (cmd, proc.stdout, proc.stderr)
 
     as_pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-    opts = f"-k {sock} -c listen_addresses='' -c fsync=off"
+    opts = f"-k {sock} -c listen_addresses='' -c fsync=off -c max_connections=300"
     as_pg(
         str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-l", str(root / "log"), "start"
     )

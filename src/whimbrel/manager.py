@@ -76,3 +76,6 @@ class Manager:
         self.monitor.stop()
         self.runner.stop()
         self.conns.close()
+        engine = self.sessions.kw.get("bind")
+        if engine is not None:  # give the database its connections back
+            engine.dispose()
