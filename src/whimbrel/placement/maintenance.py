@@ -15,19 +15,17 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from whimbrel.domain.vm import VmState
 from whimbrel.ops import OpVmMigrate
-from whimbrel.placement.inventory import load_of, needs_of, reserves, sites
+from whimbrel.placement.inventory import sites
 from whimbrel.placement.load import gib
-from whimbrel.placement.rating import Site, rate
 from whimbrel.placement.reserve import overcommit
+from whimbrel.placement.turns import place_in_turn, restart_order
 from whimbrel.preflight.finding import HostDrivers, Severity
 from whimbrel.preflight.migration import preflight
-from whimbrel.store.models import Vm
-from whimbrel.store.repo import get_host
+from whimbrel.store.repo import get_host, vms_on
 
 
 class Action(StrEnum):
@@ -80,22 +78,6 @@ class MaintenancePlan:
         }
 
 
-def _order(vm: Vm) -> tuple[int, int, str]:
-    return (-vm.ha_priority, -vm.memory_mib, vm.name)
-
-
-def move_load(site_list: list[Site], vm: str, to: str) -> list[Site]:
-    """The sites with ``vm``'s load moved onto ``to``."""
-    load = next(v for st in site_list for v in st.load.vms if v.name == vm)
-    out = []
-    for st in site_list:
-        vms = [v for v in st.load.vms if v.name != vm]
-        if st.load.name == to:
-            vms.append(load)
-        out.append(replace(st, load=replace(st.load, vms=vms)))
-    return out
-
-
 def plan(s: Session, host: str, conns: HostDrivers | None = None) -> MaintenancePlan:
     """Each VM of ``host`` with its action, in the order they run.
 
@@ -103,32 +85,23 @@ def plan(s: Session, host: str, conns: HostDrivers | None = None) -> Maintenance
     move that would fail shows up in the plan instead of halfway through.
     """
     h = get_host(s, host)
-    vms = list(
-        s.scalars(
-            select(Vm)
-            .where(Vm.host_id == h.id)
-            .options(selectinload(Vm.disks), selectinload(Vm.host))
-        )
-    )
+    vms = vms_on(s, h)
     live = [v for v in vms if v.state in (VmState.RUNNING, VmState.PAUSED)]
-    ha = sorted((v for v in live if v.ha), key=_order)
-    current = sites(s)
+    ha = sorted((v for v in live if v.ha), key=restart_order)
     # The drained host takes nothing back while its own VMs are placed.
-    current = [
+    start = [
         replace(st, load=replace(st.load, maintenance=True)) if st.load.name == host else st
-        for st in current
+        for st in sites(s)
     ]
-    k = reserves(s)
+    turns, current = place_in_turn(s, ha, start)
     entries: list[Entry] = []
-    for vm in ha:
-        ratings = rate(load_of(vm), needs_of(s, vm), current, k, allow_overcommit=True)
-        best = next((r for r in ratings if r.eligible), None)
+    for t in turns:
+        vm, best = t.vm, t.best
         if best is None:
-            why = "; ".join(f"{r.host}: {', '.join(r.reasons)}" for r in ratings if r.host != host)
-            why = why or "no other host"
+            others = [r for r in t.ratings if r.host != host]
+            why = "; ".join(f"{r.host}: {', '.join(r.reasons)}" for r in others) or "no other host"
             entries.append(Entry(vm.name, Action.BLOCKED, "", why, vm.memory_mib, vm.ha_priority))
             continue
-        current = move_load(current, vm.name, best.host)
         found: tuple[dict[str, Any], ...] = ()
         if conns is not None:
             op = OpVmMigrate(vm.name, best.host)
@@ -138,7 +111,7 @@ def plan(s: Session, host: str, conns: HostDrivers | None = None) -> Maintenance
         entries.append(
             Entry(vm.name, Action.LIVE_MIGRATE, best.host, why, vm.memory_mib, prio, found)
         )
-    for vm in sorted((v for v in live if not v.ha), key=_order):
+    for vm in sorted((v for v in live if not v.ha), key=restart_order):
         why = f"not HA: its state ({gib(vm.memory_mib)}) is saved on {host}"
         entries.append(Entry(vm.name, Action.SAVE, "", why, vm.memory_mib, 0))
     for vm in sorted((v for v in vms if v not in live), key=lambda v: v.name):

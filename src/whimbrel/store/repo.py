@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from whimbrel.domain.host import HostInventory, HostState
 from whimbrel.domain.job import FINAL_JOB_STATES
@@ -136,3 +136,9 @@ def apply_domains(
             changed.append((vm.name, str(vm.state), str(new)))
             vm.state = new
     return changed
+
+
+def vms_on(s: Session, host: Host) -> list[Vm]:
+    """The VMs placed on ``host``, with their disks and host loaded."""
+    q = select(Vm).where(Vm.host_id == host.id)
+    return list(s.scalars(q.options(selectinload(Vm.disks), selectinload(Vm.host))))

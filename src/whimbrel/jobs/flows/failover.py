@@ -12,8 +12,7 @@ with E_DISK_LOCKED, the job reports it, and the monitor tries again later.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.host import HostState
@@ -25,12 +24,11 @@ from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.flows.vm_common import spec_of
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpHostFailover, OpHostFenceSet, OpVmRecover
-from whimbrel.placement.inventory import load_of, needs_of, reserves, sites
-from whimbrel.placement.maintenance import move_load
-from whimbrel.placement.rating import rate
+from whimbrel.placement.inventory import sites
 from whimbrel.placement.refresh import refresh
+from whimbrel.placement.turns import place_in_turn, restart_order
 from whimbrel.store.models import Vm
-from whimbrel.store.repo import cluster_of_vm, get_host, get_vm
+from whimbrel.store.repo import cluster_of_vm, get_host, get_vm, vms_on
 
 # A VM in one of these states on a lost host is down and waits for its restart.
 DOWN = {VmState.UNKNOWN, VmState.MISSING, VmState.CRASHED}
@@ -38,12 +36,9 @@ DOWN = {VmState.UNKNOWN, VmState.MISSING, VmState.CRASHED}
 
 def stranded(s: Session, host: str) -> list[Vm]:
     """The HA VMs of ``host`` that must restart elsewhere, in restart order."""
-    h = get_host(s, host)
-    vms = s.scalars(
-        select(Vm).where(Vm.host_id == h.id).options(selectinload(Vm.disks), selectinload(Vm.host))
-    )
+    vms = vms_on(s, get_host(s, host))
     out = [v for v in vms if v.ha and v.ha_priority > 0 and v.state in DOWN]
-    return sorted(out, key=lambda v: (-v.ha_priority, -v.memory_mib, v.name))
+    return sorted(out, key=restart_order)
 
 
 class HostFenceSet(Flow):
@@ -135,15 +130,10 @@ def _children(ctx: JobContext, host: str) -> list[Child]:
     """One restart per stranded VM, each on the best node left after the ones before."""
     kids: list[Child] = []
     with ctx.sessions() as s:
-        current, k = sites(s), reserves(s)
-        for vm in stranded(s, host):
-            ratings = rate(load_of(vm), needs_of(s, vm), current, k, allow_overcommit=True)
-            best = next((r for r in ratings if r.eligible), None)
-            if best is None:
-                kids.append(Child(vm.name, "restart", OpVmRecover(vm.name, "", host), ""))
-                continue
-            current = move_load(current, vm.name, best.host)
-            kids.append(Child(vm.name, "restart", OpVmRecover(vm.name, best.host, host), best.host))
+        turns, _ = place_in_turn(s, stranded(s, host), sites(s))
+        for t in turns:
+            to = t.best.host if t.best is not None else ""  # "": the child says why it cannot
+            kids.append(Child(t.vm.name, "restart", OpVmRecover(t.vm.name, to, host), to))
     return kids
 
 

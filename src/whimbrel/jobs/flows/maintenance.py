@@ -32,13 +32,13 @@ from whimbrel.ops import (
     OpVmRestore,
     OpVmSave,
 )
-from whimbrel.placement.maintenance import Action, Entry, plan
+from whimbrel.placement.maintenance import Action, Entry, MaintenancePlan, plan
 from whimbrel.placement.refresh import refresh
 from whimbrel.store.models import Job, Vm
 from whimbrel.store.repo import get_host
 
 
-def check_plan(p: Any) -> None:
+def check_plan(p: MaintenancePlan) -> None:
     """Refuse a plan that cannot run, naming every VM that stops it."""
     if not p.blocked:
         return
@@ -124,6 +124,9 @@ class MaintenanceStart(Flow):
             _set_maintenance(ctx, op.name, True)
             return {"maintenance": True}
 
+        def leave(ctx: JobContext, r: StepResult) -> None:
+            _set_maintenance(ctx, op.name, False)
+
         def migrate(ctx: JobContext) -> StepResult:
             """Undo: none; VMs that moved stay where they are (seed 004)."""
             kids = [Child(e.vm, str(e.action), OpVmMigrate(e.vm, e.to), e.to) for e in moves]
@@ -161,18 +164,11 @@ class MaintenanceStart(Flow):
             return {"drained": True}
 
         return [
-            FnStep("enter", f"take host {op.name} out of placement", enter, _leave(op.name)),
+            FnStep("enter", f"take host {op.name} out of placement", enter, leave),
             FnStep("migrate", f"live-migrate {len(moves)} HA VM(s)", migrate, weight=10),
             FnStep("save", f"save {len(saves)} other VM(s)", save, weight=4),
             FnStep("verify", f"check that no VM runs on host {op.name}", verify),
         ]
-
-
-def _leave(host: str) -> Any:
-    def undo(ctx: JobContext, r: StepResult) -> None:
-        _set_maintenance(ctx, host, False)
-
-    return undo
 
 
 def last_drain(s: Session, host: str) -> tuple[list[dict[str, Any]], list[str]]:
