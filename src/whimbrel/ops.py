@@ -186,6 +186,10 @@ class OpVmMigrate(Op):
     ignore: tuple[str, ...] = ()
     source: str = ""  # filled in at submission: where the VM was
     move: str = ""  # filled in at submission: the kind of move (MoveKind)
+    # To another cluster (then ``to`` may be left empty: the best node is chosen).
+    to_cluster: str = ""
+    allow_overcommit: bool = False  # the destination cluster's reserve may be broken
+    ha_priority: int = 0  # filled in at submission: the HA role to carry over; 0 none
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from whimbrel.api.views import migration_view
+from whimbrel.jobs.flows.vm_migrate import check_move
 from whimbrel.manager import Manager
 from whimbrel.ops import Op, OpHostMigrationSet, OpVmMigrate
-from whimbrel.preflight.migration import preflight
 from whimbrel.store.repo import get_host
 
 T = TypeVar("T")
@@ -36,7 +36,9 @@ class MigrationSettingsIn(BaseModel):
 
 
 class MigrateIn(BaseModel):
-    to: str
+    to: str = Field("", description="the destination host; may be left out with to_cluster")
+    to_cluster: str = ""
+    allow_overcommit: bool = False
     include_storage: bool = False
     storage_path: str = ""
     quick: bool = False
@@ -82,4 +84,4 @@ def add_routes(
     def check(name: str, body: MigrateIn) -> dict[str, Any]:
         """Preflight alone: every finding, and the plan; changes nothing."""
         op = op_of(name, body)
-        return dict(read(lambda s: preflight(op, s, manager.conns).to_dict()))
+        return dict(read(lambda s: check_move(op, s, manager.conns).to_dict()))

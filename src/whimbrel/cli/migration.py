@@ -83,7 +83,18 @@ def show_findings(findings: list[dict[str, Any]]) -> None:
 
 def vm_migrate(
     name: str,
-    to: str = typer.Option(..., "--to", help="Destination host (the VM's own for a storage move)."),
+    to: str = typer.Option(
+        "",
+        "--to",
+        help="Destination host (the VM's own for a storage move); with --to-cluster, "
+        "the node (default: the best-rated).",
+    ),
+    to_cluster: str = typer.Option(
+        "", "--to-cluster", help="Move to another cluster: its HA role goes along."
+    ),
+    allow_overcommit: bool = typer.Option(
+        False, "--allow-overcommit", help="Accept breaking the destination cluster's reserve."
+    ),
     include_storage: bool = typer.Option(
         False, "--include-storage", help="Copy the disks while the VM runs (shared-nothing)."
     ),
@@ -101,9 +112,12 @@ def vm_migrate(
     json: bool = JSON,
     wait: bool = WAIT,
 ) -> None:
-    """Move a VM: live (with or without its storage), storage only, quick, or offline."""
+    """Move a VM: live (with or without its storage), storage only, quick, or offline;
+    or to another cluster, its HA role removed there and added in the destination."""
     body = {
         "to": to,
+        "to_cluster": to_cluster,
+        "allow_overcommit": allow_overcommit,
         "include_storage": include_storage,
         "storage_path": storage_path,
         "quick": quick,

@@ -28,7 +28,7 @@ from whimbrel.placement.inventory import sites
 from whimbrel.placement.refresh import refresh
 from whimbrel.placement.turns import place_in_turn, restart_order
 from whimbrel.store.models import Vm
-from whimbrel.store.repo import cluster_of_vm, get_host, get_vm, vms_on
+from whimbrel.store.repo import busy_vms, cluster_of_vm, get_host, get_vm, vms_on
 
 # A VM in one of these states on a lost host is down and waits for its restart.
 DOWN = {VmState.UNKNOWN, VmState.MISSING, VmState.CRASHED}
@@ -37,7 +37,8 @@ DOWN = {VmState.UNKNOWN, VmState.MISSING, VmState.CRASHED}
 def stranded(s: Session, host: str) -> list[Vm]:
     """The HA VMs of ``host`` that must restart elsewhere, in restart order."""
     vms = vms_on(s, get_host(s, host))
-    out = [v for v in vms if v.ha and v.ha_priority > 0 and v.state in DOWN]
+    busy = busy_vms(s)  # a VM a job holds (leaving for another cluster, say) is that job's
+    out = [v for v in vms if v.ha and v.ha_priority > 0 and v.state in DOWN and v.name not in busy]
     return sorted(out, key=restart_order)
 
 

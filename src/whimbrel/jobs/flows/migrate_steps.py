@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import posixpath
 import time
 from datetime import UTC, datetime
@@ -141,17 +140,18 @@ def retrying(ctx: JobContext, host: str, fn: Any, timeout_s: float = 60.0) -> No
     """Run ``fn(driver)``, reconnecting while the host is down (it may be restarting:
     a destination that failed mid-copy must still lose its half-copied disks)."""
     deadline = time.monotonic() + timeout_s
-    drv = ctx.driver(host)
+    fresh = False
     while True:
         try:
-            fn(drv)
+            # Opening counts as trying: the monitor may already have dropped the
+            # connection of a host that went down, so the first open can fail too.
+            fn(ctx.reconnect(host) if fresh else ctx.driver(host))
             return
         except WhimbrelError as exc:
             if exc.category != Category.ENVIRONMENT or time.monotonic() > deadline:
                 raise
             time.sleep(1.0)
-            with contextlib.suppress(WhimbrelError):
-                drv = ctx.reconnect(host)
+            fresh = True
 
 
 def record_step(op: OpVmMigrate) -> Step:

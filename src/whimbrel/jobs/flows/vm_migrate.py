@@ -23,12 +23,13 @@ from whimbrel.domain.migration import MIB, MoveKind, OnTimeout
 from whimbrel.domain.vm import VmState
 from whimbrel.errors import InvalidInput
 from whimbrel.jobs.flow import Flow
+from whimbrel.jobs.flows import cluster_move
 from whimbrel.jobs.flows import migrate_steps as ms
 from whimbrel.jobs.flows.vm_common import ctx_result, spec_of
 from whimbrel.jobs.live import LiveMigration, prediction_for
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmMigrate
-from whimbrel.preflight.finding import PreflightFailed, blocking
+from whimbrel.preflight.finding import HostDrivers, PreflightFailed, blocking
 from whimbrel.preflight.hosts import pick_address
 from whimbrel.preflight.migration import Plan, move_kind, preflight
 from whimbrel.store.repo import get_host, get_vm, is_shared_path
@@ -44,6 +45,25 @@ def slot_locks(kind: MoveKind, source: str, dest: str) -> list[str]:
     if kind in (MoveKind.LIVE_STORAGE, MoveKind.STORAGE):
         out += sorted({f"storage-migration:{source}", f"storage-migration:{dest}"})
     return out
+
+
+def check_move(op: OpVmMigrate, s: Session, conns: HostDrivers) -> Plan:
+    """Preflight of any move, to another cluster included (both clusters checked)."""
+    if not op.to and not op.to_cluster:
+        raise InvalidInput(
+            "E_NO_DESTINATION",
+            f"no destination given for VM {op.name}",
+            "give --to HOST, or --to-cluster CLUSTER (with --to HOST to choose the node)",
+        )
+    if not op.to_cluster:
+        return preflight(op, s, conns)
+    if op.quick:
+        raise InvalidInput(
+            "E_INVALID_POLICY",
+            "a quick migration does not cross clusters",
+            "move it live (leave --quick out)",
+        )
+    return cluster_move.check(s, cluster_move.resolve(s, op), conns)
 
 
 class VmMigrate(Flow):
@@ -65,17 +85,23 @@ class VmMigrate(Flow):
                 "downtime, timeout per GiB and bandwidth must be positive",
                 "give --downtime-ms ≥ 1, --timeout-per-gib > 0, --bandwidth ≥ 0",
             )
-        plan = preflight(op, s, conns)
+        plan = check_move(op, s, conns)
         if blocking(list(plan.findings)):
             raise PreflightFailed(list(plan.findings))
 
     def bind(self, op: OpVmMigrate, s: Session) -> OpVmMigrate:
+        if op.to_cluster:
+            op = cluster_move.resolve(s, op)
         vm = get_vm(s, op.name)
         src = vm.host.name if vm.host else op.to
         kind = move_kind(op, vm.state, src == op.to)
         return dataclasses.replace(op, source=src, move=str(kind))
 
     def steps(self, op: OpVmMigrate) -> list[Step]:
+        move = self._move_steps(op)
+        return cluster_move.steps(op, move) if op.to_cluster else move
+
+    def _move_steps(self, op: OpVmMigrate) -> list[Step]:
         kind = MoveKind(op.move)
         pre = ms.preflight_step(op)
         if kind == MoveKind.LIVE:
