@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,6 +45,11 @@ class InventoryMonitor:
         self.event_check_s = event_check_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # One thread per host being asked: a host that hangs (cut off, waiting for
+        # libvirt's keepalive) delays neither the others nor the failover watch.
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="host-poll")
+        self._inflight: set[str] = set()
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="inventory-monitor", daemon=True)
@@ -53,6 +59,7 @@ class InventoryMonitor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _loop(self) -> None:
         next_full = time.monotonic() + self.period_s
@@ -60,36 +67,59 @@ class InventoryMonitor:
             try:
                 if time.monotonic() >= next_full:
                     next_full = time.monotonic() + self.period_s
-                    self.poll_once()
+                    self.poll_once(wait=False)
                 else:
-                    self.poll_events()
+                    self.poll_events(wait=False)
                 if self.watch is not None:
                     self.watch.tick()
             except Exception:  # the monitor must outlive any one bad answer
                 log.exception("inventory poll failed")
 
-    def poll_events(self) -> int:
+    def poll_events(self, wait: bool = True) -> int:
         """Re-read at once the hosts that pushed events; return how many did."""
         changed = {uri for uri, drv in self.conns.open_now() if drv.events()}
         if changed:
-            self.poll_once(changed)
+            self.poll_once(changed, wait)
         return len(changed)
 
-    def poll_once(self, only: set[str] | None = None) -> None:
-        """Ask every host (or the URIs in ``only``) for its domains."""
+    def poll_once(self, only: set[str] | None = None, wait: bool = True) -> None:
+        """Ask every host (or the URIs in ``only``) for its domains, all at once.
+
+        ``wait=False`` (the monitor's own loop) returns at once and skips a host
+        whose previous answer is still awaited."""
         with self.sessions() as s:
             hosts = [(h.name, h.uri) for h in s.scalars(select(Host))]
+        futures = []
         for name, uri in hosts:
             if only is not None and uri not in only:
                 continue
+            if not wait:
+                with self._lock:
+                    if name in self._inflight:
+                        continue
+                    self._inflight.add(name)
+            futures.append(self._pool.submit(self._poll_host, name, uri, not wait))
+        for f in futures if wait else ():
+            f.result()
+
+    def _poll_host(self, name: str, uri: str, tracked: bool) -> None:
+        try:
             try:
                 domains = {d.name: d.state for d in self.conns.for_uri(uri).list_domains()}
             except WhimbrelError as exc:
                 self.conns.drop(uri)
                 reason = f"{exc.cause} ({exc.detail})"[:500]
                 self._mark(name, HostState.UNREACHABLE, reason, None)
-                continue
+                return
             self._mark(name, HostState.CONNECTED, "", domains)
+        except Exception:  # a poller thread must not die silently
+            log.exception("poll of host %s failed", name)
+            if not tracked:
+                raise
+        finally:
+            if tracked:
+                with self._lock:
+                    self._inflight.discard(name)
 
     def _mark(
         self, host: str, state: HostState, reason: str, domains: dict[str, VmState] | None

@@ -12,6 +12,7 @@ before the grace period ends is a blip, and nothing happens.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,19 +50,21 @@ class FailoverWatch:
         self.sessions, self.submit = sessions, submit
         self.grace_s, self.retry_s = grace_s, retry_s
         self.lost: dict[str, Lost] = {}
+        self._lock = threading.Lock()  # hosts are polled from threads of their own
 
     def seen(self, host: str, state: HostState, reason: str) -> None:
-        if state == HostState.CONNECTED:
-            if self.lost.pop(host, None) is not None:
-                log.warning("host %s answers again", host)
-            return
-        if host in self.lost:
-            self.lost[host].polls += 1
-        else:
-            self.lost[host] = Lost(time.monotonic(), time.strftime("%H:%M:%S"), reason)
+        with self._lock:
+            if state == HostState.CONNECTED:
+                if self.lost.pop(host, None) is not None:
+                    log.warning("host %s answers again", host)
+                return
+            if host in self.lost:
+                self.lost[host].polls += 1
+            else:
+                self.lost[host] = Lost(time.monotonic(), time.strftime("%H:%M:%S"), reason)
 
-    def evidence(self, host: str) -> str:
-        lost = self.lost[host]
+    @staticmethod
+    def _evidence(lost: Lost) -> str:
         return (
             f"lost at {lost.at}: {lost.reason}; no answer for "
             f"{time.monotonic() - lost.since:.1f} s over {lost.polls} poll(s)"
@@ -70,23 +73,29 @@ class FailoverWatch:
     def tick(self) -> list[str]:
         """Submit the failovers that are due; return the hosts they are for."""
         now = time.monotonic()
-        due = [
-            h
-            for h, lost in self.lost.items()
-            if now - lost.since >= self.grace_s and now - lost.tried >= self.retry_s
-        ]
+        with self._lock:
+            due = [
+                h
+                for h, lost in self.lost.items()
+                if now - lost.since >= self.grace_s and now - lost.tried >= self.retry_s
+            ]
         started = []
         for host in due:
             with self.sessions() as s:
                 if not stranded(s, host) or self._running(s, host):
                     continue
-            self.lost[host].tried = now
+            with self._lock:
+                lost = self.lost.get(host)
+                if lost is None:  # it answered meanwhile
+                    continue
+                lost.tried = now
+                evidence = self._evidence(lost)
             try:
-                job = self.submit(OpHostFailover(host, self.evidence(host)))
+                job = self.submit(OpHostFailover(host, evidence))
             except WhimbrelError as exc:  # the host came back, or nothing is left to do
                 log.info("no failover for host %s: %s", host, exc.cause)
                 continue
-            log.warning("host %s lost: failover job %d (%s)", host, job, self.evidence(host))
+            log.warning("host %s lost: failover job %d (%s)", host, job, evidence)
             started.append(host)
         return started
 
