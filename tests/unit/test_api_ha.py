@@ -93,3 +93,20 @@ def test_maintenance_host_takes_no_vm_and_rates_zero(hosts: Api) -> None:  # noq
     assert by["f2"]["eligible"]
     consolidate = hosts.call("GET", "/vms/m1/placement?goal=consolidate").json()
     assert consolidate["goal"] == "consolidate" and consolidate["best"] == "f2"
+
+
+def test_create_without_host_takes_the_best_rated_one(hosts: Api) -> None:  # noqa: F811
+    hosts.ok("POST", "/vms", _vm("big", "f1", memory_mib=3000))
+    hosts.ok("POST", "/vms", _vm("mid", "f2", memory_mib=1000))
+    placed = _vm("auto", "", memory_mib=512)
+    hosts.ok("POST", "/vms", placed)
+    assert hosts.call("GET", "/vms/auto").json()["host"] == "f3"  # the emptiest
+    hosts.ok("POST", "/vms", ha_vm("auto-ha", "", 512))
+    v = hosts.call("GET", "/vms/auto-ha").json()
+    assert v["host"] in ("f2", "f3") and v["ha"] and v["findings"] == []
+    resp = hosts.call("POST", "/vms", json=_vm("huge", "", memory_mib=65536))
+    assert resp.status_code == 507 and resp.json()["error"]["code"] == "E_NO_HOST"
+    assert "f1: " in resp.json()["error"]["detail"]
+    bad = _vm("nopool", "", disks=[{"size_mib": 16, "pool": "nowhere"}])
+    assert hosts.error("POST", "/vms", bad)[1] == "E_NO_HOST"
+    assert hosts.call("GET", "/vms/huge").status_code == 404

@@ -75,7 +75,7 @@ class DiskIn(BaseModel):
 
 class VmIn(BaseModel):
     name: str
-    host: str
+    host: str = Field("", description="left out: the best-rated host that has the pools")
     memory_mib: int = 256
     vcpus: int = 1
     disks: list[DiskIn] = Field(default_factory=list)

@@ -30,7 +30,9 @@ def _heartbeats(vms: list[dict[str, Any]]) -> dict[str, Any]:
 @vm_app.command("create")
 def vm_create(
     name: str,
-    host: str = typer.Option(..., help="Host to create the VM on."),
+    host: str = typer.Option(
+        "", help="Host to create the VM on (default: the best-rated host with the pools)."
+    ),
     memory: int = typer.Option(256, "--memory", help="MiB."),
     vcpus: int = typer.Option(1),
     disk_mib: list[int] = typer.Option(

@@ -6,11 +6,11 @@ import uuid as uuidlib
 from dataclasses import replace
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.vm import VmState, check_name
-from whimbrel.errors import InvalidInput, WrongState, already_exists
+from whimbrel.errors import InsufficientResources, InvalidInput, WrongState, already_exists
 from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.flows.ha import check_new_ha
 from whimbrel.jobs.flows.vm_common import (
@@ -23,8 +23,45 @@ from whimbrel.jobs.flows.vm_common import (
 )
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmCreate
-from whimbrel.store.models import Disk, Vm
+from whimbrel.placement.inventory import reserves, sites
+from whimbrel.placement.load import VmLoad
+from whimbrel.placement.rating import Goal, Needs, rate
+from whimbrel.store.models import Disk, Host, Vm
 from whimbrel.store.repo import get_host, get_vm, is_shared_path
+
+
+def place_new(s: Session, op: OpVmCreate) -> str:
+    """The best-rated host for a new VM: its pools and networks there, memory free,
+    a cluster for an HA VM (whose pools must be the cluster's shared storage)."""
+    hosts = s.scalars(select(Host).options(selectinload(Host.pools), selectinload(Host.cluster)))
+    wanted = {d.pool for d in op.disks}
+    reach = frozenset(
+        h.name
+        for h in hosts
+        if h.virt_type
+        and wanted <= {p.name for p in h.pools if not op.ha or is_shared_path(h, p.path)}
+    )
+    load = VmLoad(op.name, op.memory_mib, op.vcpus, op.ha)
+    ratings = rate(
+        load,
+        Needs(op.networks, None, reach),
+        sites(s),
+        reserves(s),
+        Goal.BALANCE,
+        op.allow_overcommit,
+    )
+    best = next((r for r in ratings if r.eligible), None)
+    if best is None:
+        raise InsufficientResources(
+            "E_NO_HOST",
+            f"no host can take VM {op.name} ({op.memory_mib} MiB"
+            + (f", pools {', '.join(sorted(wanted))}" if wanted else "")
+            + (", highly available" if op.ha else "")
+            + ")",
+            "free memory, add a host with those pools and networks, or name one with --host",
+            "\n".join(f"{r.host}: {', '.join(r.reasons)}" for r in ratings),
+        )
+    return best.host
 
 
 class VmCreate(Flow):
@@ -46,7 +83,7 @@ class VmCreate(Flow):
                 f"{op.memory_mib} MiB and {op.vcpus} vCPUs is not a VM",
                 "give at least 16 MiB of memory and 1 vCPU",
             )
-        host = get_host(s, op.host)
+        host = get_host(s, op.host or place_new(s, op))
         pools = {p.name for p in host.pools}
         for d in op.disks:
             if d.pool not in pools:
@@ -82,6 +119,9 @@ class VmCreate(Flow):
         check_memory(conns, host, op.memory_mib)
         if op.ha:
             check_new_ha(s, op, host)
+
+    def bind(self, op: OpVmCreate, s: Session) -> OpVmCreate:
+        return op if op.host else replace(op, host=place_new(s, op))
 
     def steps(self, op: OpVmCreate) -> list[Step]:
         targets = [f"vd{chr(ord('a') + i)}" for i in range(len(op.disks))]
