@@ -24,7 +24,7 @@ from whimbrel.errors import WhimbrelError
 from whimbrel.ha.watch import FailoverWatch
 from whimbrel.placement.refresh import refresh
 from whimbrel.store.models import Host
-from whimbrel.store.repo import apply_domains, busy_vms
+from whimbrel.store.repo import apply_domains, busy_vms, follow_moves
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,11 @@ class InventoryMonitor:
             if changed:
                 log.warning("host %s is now %s %s", host, state, reason)
             row.state, row.state_reason = state, reason
-            for vm, was, now in apply_domains(s, row, domains, busy_vms(s)):
+            busy = busy_vms(s)
+            for vm, was, now in apply_domains(s, row, domains, busy):
                 log.info("VM %s on %s: %s -> %s", vm, host, was, now)
+            for vm, was in follow_moves(s, row, domains, busy):
+                log.warning("VM %s runs on %s now, not on %s: recorded", vm, host, was)
             if changed and row.cluster is not None:  # seed 004: a node failed or came back
                 event = f"node {host} {'back' if domains is not None else 'failed'}"
                 refresh(s, event, row.cluster.name)

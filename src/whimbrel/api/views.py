@@ -109,6 +109,7 @@ def vm_view(v: Vm) -> dict[str, Any]:
             {
                 "target": d.target,
                 "path": d.path,
+                "fmt": d.fmt,
                 "size_bytes": d.size_bytes,
                 "pool": d.pool,
                 "shared": d.shared,

@@ -8,6 +8,8 @@ from whimbrel.cli.context import client, err, out, settings
 from whimbrel.cli.inventory import JSON
 from whimbrel.cli.render import emit_json, table
 from whimbrel.errors import NotFound
+from whimbrel.lab.directory import SambaDc
+from whimbrel.lab.directory import from_env as dc_from_env
 from whimbrel.lab.lab import Lab, status_dicts
 from whimbrel.lab.topology import from_env, shared_dir
 
@@ -129,3 +131,33 @@ def lab_trust(name: str) -> None:
     """Give NAME back its peer identity from the lab CA."""
     _lab().retrust(name)
     out.print(f"host {name}: trusted as a peer again")
+
+
+directory_app = typer.Typer(
+    help="The lab's Active Directory: a Samba domain controller with Hyper-V computer accounts.",
+    no_args_is_help=True,
+)
+lab_app.add_typer(directory_app, name="directory")
+
+
+def _dc() -> SambaDc:
+    return SambaDc(dc_from_env())
+
+
+@directory_app.command("up")
+def directory_up() -> None:
+    """Provision and start it (idempotent); print the settings that point Whimbrel at it."""
+    dc = _dc()
+    dc.up()
+    err.print(
+        f"domain controller {dc.spec.fqdn} at ldaps://{dc.spec.ip}, accounts: "
+        + ", ".join(dc.spec.computers)
+    )
+    for k, v in dc.env().items():
+        out.print(f"export {k}={v}", highlight=False)
+
+
+@directory_app.command("down")
+def directory_down() -> None:
+    """Stop it and delete it."""
+    _dc().down()

@@ -9,6 +9,7 @@ import typer
 from whimbrel.cli.context import err
 from whimbrel.cli.failover import fence_app
 from whimbrel.cli.ha import cluster_set, cluster_verify, ha_app, vm_place, vm_repair
+from whimbrel.cli.hyperv import hyperv_app
 from whimbrel.cli.inventory import cluster_app, host_app
 from whimbrel.cli.jobs import job_app
 from whimbrel.cli.lab import lab_app
@@ -39,6 +40,7 @@ vm_app.command("repair")(vm_repair)
 cluster_app.command("set")(cluster_set)
 cluster_app.command("verify")(cluster_verify)
 app.add_typer(pki_app, name="pki")
+app.add_typer(hyperv_app, name="hyperv")
 app.command("serve")(serve)
 app.command("console")(console)
 

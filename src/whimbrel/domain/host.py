@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from whimbrel.domain.migration import HostMigration
+
 
 class HostState(StrEnum):
     CONNECTED = "connected"
@@ -56,3 +58,7 @@ class HostInventory:
     info: HostInfo
     networks: tuple[NetworkInfo, ...] = field(default_factory=tuple)
     pools: tuple[PoolInfo, ...] = field(default_factory=tuple)
+    # Hosts that keep their own migration settings (Hyper-V's Get-VMHost) report
+    # them, with their addresses; for the others the manager's store is the truth.
+    migration: HostMigration | None = None
+    addresses: tuple[str, ...] = ()

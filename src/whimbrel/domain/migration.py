@@ -134,6 +134,7 @@ class MigrationRequest:
     shared_unsafe: bool = False
     policy: Policy = field(default_factory=Policy)
     peer_pki: str = ""  # peer auth: the source host's own credentials directory
+    quick: bool = False  # quick migration, for drivers that do it as one operation
 
     def to_dict(self) -> dict[str, Any]:
         return {

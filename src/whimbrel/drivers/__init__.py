@@ -18,10 +18,16 @@ def check_uri(uri: str) -> str:
         return "fake"
     if "://" in uri and scheme.startswith(("qemu", "test")):
         return "libvirt"
+    if "://" in uri and scheme == "hyperv":
+        from whimbrel.drivers.hyperv.transport import parse_uri
+
+        parse_uri(uri)
+        return "hyperv"
     raise InvalidInput(
         "E_INVALID_HOST_URI",
         f"host URI {uri!r} names no driver Whimbrel knows",
-        "use qemu+tls://ADDRESS/system for a KVM host (or fake://NAME in tests)",
+        "use qemu+tls://ADDRESS/system for a KVM host, hyperv://HOST?auth=kerberos for a "
+        "Hyper-V host (or fake://NAME in tests)",
     )
 
 
@@ -34,10 +40,17 @@ def open_host(uri: str, pki_dir: Path | None = None) -> HostDriver:
         InvalidInput: the scheme names no driver.
         HostUnreachable, HostUntrusted: the host does not answer or refuses TLS.
     """
-    if check_uri(uri) == "fake":
+    kind = check_uri(uri)
+    if kind == "fake":
         from whimbrel.drivers.fake import FakeFleet
 
         return FakeFleet.default().open(uri)
+    if kind == "hyperv":
+        from whimbrel.ad.directory import from_env
+        from whimbrel.drivers.hyperv.driver import HyperVHost
+        from whimbrel.drivers.hyperv.transport import PsrpTransport, parse_uri
+
+        return HyperVHost(uri, PsrpTransport(parse_uri(uri)), from_env())
     from whimbrel.drivers.libvirt.driver import LibvirtHost
 
     return LibvirtHost.open(uri, pki_dir)

@@ -12,12 +12,22 @@ from collections.abc import Callable
 from typing import Protocol
 
 from whimbrel.domain.host import HostInventory
-from whimbrel.domain.migration import DiskMove, MigrationRequest, MigrationResult, MigrationStats
+from whimbrel.domain.migration import (
+    DiskMove,
+    HostMigration,
+    MigrationRequest,
+    MigrationResult,
+    MigrationStats,
+)
 from whimbrel.domain.vm import DomainEvent, DomainInfo, DomainSpec, Heartbeat
 
 
 class HostDriver(Protocol):
     uri: str
+    # Hyper-V moves a VM quick (save, move, start) in one operation of its own.
+    quick_native: bool
+    # Hyper-V creates the destination's disk files itself in a move with storage.
+    creates_copy_targets: bool
 
     def inventory(self) -> HostInventory:
         """CPU, memory, machine types, virt types, networks and storage pools.
@@ -154,6 +164,26 @@ class HostDriver(Protocol):
 
     def restore_from(self, path: str) -> None:
         """Resume here a guest saved with :meth:`save_to` (its domain defined here first)."""
+        ...
+
+    # -- where the hypervisor has its own cluster and settings (Hyper-V) ---------
+    # On KVM the manager is the cluster and keeps the settings: these do nothing.
+
+    def cluster_role(self, name: str, on: bool, priority: int) -> None:
+        """Make the VM a role of the host's failover cluster, or remove it from it."""
+        ...
+
+    def node_pause(self, drain: bool) -> None:
+        """Take this node out of its cluster's placement (maintenance); ``drain``
+        also has the cluster move what is left and waits for it."""
+        ...
+
+    def node_resume(self) -> None:
+        """The node takes roles again (no failback: Whimbrel moves VMs back itself)."""
+        ...
+
+    def apply_migration_settings(self, m: HostMigration) -> None:
+        """Write the migration settings to a host that keeps its own."""
         ...
 
     def close(self) -> None: ...

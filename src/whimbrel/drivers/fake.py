@@ -25,6 +25,7 @@ from whimbrel.domain.migration import (
     MigrationStats,
 )
 from whimbrel.domain.vm import DomainEvent, DomainInfo, DomainSpec, Heartbeat, VmState
+from whimbrel.drivers.managed import ManagerIsTheCluster
 from whimbrel.errors import (
     Conflict,
     HostUnreachable,
@@ -131,7 +132,7 @@ def _relocated(spec: DomainSpec, paths: dict[str, str]) -> DomainSpec:
     return dataclasses.replace(spec, disks=disks)
 
 
-class FakeHost:
+class FakeHost(ManagerIsTheCluster):
     def __init__(self, fleet: FakeFleet, host: FakeHostState, uri: str):
         self.fleet = fleet
         self.h = host

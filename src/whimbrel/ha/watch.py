@@ -25,7 +25,7 @@ from whimbrel.domain.job import FINAL_JOB_STATES
 from whimbrel.errors import WhimbrelError
 from whimbrel.jobs.flows.failover import stranded
 from whimbrel.ops import Op, OpHostFailover
-from whimbrel.store.models import Job
+from whimbrel.store.models import Host, Job
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class FailoverWatch:
         started = []
         for host in due:
             with self.sessions() as s:
-                if not stranded(s, host) or self._running(s, host):
+                if not stranded(s, host) or self._running(s, host) or _own_cluster(s, host):
                     continue
             with self._lock:
                 lost = self.lost.get(host)
@@ -111,3 +111,10 @@ class FailoverWatch:
             )
             is not None
         )
+
+
+def _own_cluster(s: Session, host: str) -> bool:
+    """A Hyper-V node's failover cluster restarts its roles itself: Whimbrel does not
+    fence or restart there, the monitor follows each role to its new owner."""
+    row = s.scalar(select(Host).where(Host.name == host))
+    return row is not None and row.uri.startswith("hyperv://")

@@ -57,13 +57,17 @@ def ensure_netns(name: str) -> None:
 
 
 def ensure_veth(outer: str, bridge: str, netns: str, inner: str, cidr: str) -> None:
-    """A veth pair: ``outer`` on the machine's bridge, ``inner`` inside ``netns``."""
+    """A veth pair: ``outer`` on the machine's bridge (or on its own when ``bridge``
+    is empty), ``inner`` inside ``netns``."""
     if not link_exists(inner, netns):
         if link_exists(outer):
             ip("link", "del", outer)
         ip("link", "add", outer, "type", "veth", "peer", "name", inner, "netns", netns)
         ip("-n", netns, "addr", "add", cidr, "dev", inner)
-    ip("link", "set", outer, "master", bridge, "up")
+    if bridge:
+        ip("link", "set", outer, "master", bridge, "up")
+    else:
+        ip("link", "set", outer, "up")
     ip("-n", netns, "link", "set", inner, "up")
 
 

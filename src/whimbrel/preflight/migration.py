@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from whimbrel.domain.migration import DiskMove, MoveKind
 from whimbrel.domain.vm import VmState
 from whimbrel.ops import OpVmMigrate
-from whimbrel.preflight import hosts
+from whimbrel.preflight import hosts, hyperv
 from whimbrel.preflight import vm as vmc
 from whimbrel.preflight.finding import Finding, HostDrivers, demote
 from whimbrel.store.repo import get_host, get_vm
@@ -70,18 +70,23 @@ def preflight(op: OpVmMigrate, s: Session, conns: HostDrivers) -> Plan:
         src = dst  # no host: the state check reports it
     kind = move_kind(op, vm.state, src.id == dst.id)
     f: list[Finding] = []
+    # Hyper-V hosts keep their own settings: those checks read them live (preflight.hyperv).
+    hv = hyperv.is_hyperv(src) or hyperv.is_hyperv(dst)
     f += vmc.check_state(vm, kind, src, dst)
-    f += hosts.check_enabled(src, dst) if kind != MoveKind.STORAGE else []
+    f += hosts.check_enabled(src, dst) if kind != MoveKind.STORAGE and not hv else []
     f += hosts.check_maintenance(dst) if src.id != dst.id else []
     address = ""
-    if kind in (MoveKind.LIVE, MoveKind.LIVE_STORAGE) and src.id != dst.id:
+    if kind in (MoveKind.LIVE, MoveKind.LIVE_STORAGE) and src.id != dst.id and not hv:
         found, addr = hosts.check_network(src, dst)
         f += found
         address = addr or ""
     f += hosts.check_auth(src, dst, conns) if src.id != dst.id else []
-    if src.id != dst.id:
+    if src.id != dst.id and hv and not any(x.code.startswith("E_HOST") for x in f):
+        f += hyperv.check_move(vm, kind, src, dst, conns, op.storage_path)
+    elif src.id != dst.id and not hv:
         f += vmc.check_machine(vm, dst)
         f += vmc.check_networks(vm, dst)
+    if src.id != dst.id:
         if vm.state == VmState.RUNNING and not any(x.code.startswith("E_HOST") for x in f):
             f += vmc.check_cpu(vm, src, dst, conns)
         if kind != MoveKind.OFFLINE:

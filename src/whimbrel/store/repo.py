@@ -80,6 +80,14 @@ def apply_inventory(host: Host, inv: HostInventory) -> None:
         prow.capacity_bytes, prow.available_bytes = p.capacity_bytes, p.available_bytes
     if host.migration is None:
         host.migration = MigrationSettings()
+    if inv.migration is not None:  # the host keeps its own settings (Hyper-V)
+        m = inv.migration
+        host.migration.enabled, host.migration.networks = m.enabled, list(m.networks)
+        host.migration.max_live_migrations = m.max_live_migrations
+        host.migration.max_storage_migrations = m.max_storage_migrations
+        host.migration.auth, host.migration.performance = str(m.auth), str(m.performance)
+    if inv.addresses:
+        host.addresses = list(inv.addresses)
 
 
 def is_shared_path(host: Host, path: str) -> bool:
@@ -136,6 +144,25 @@ def apply_domains(
             changed.append((vm.name, str(vm.state), str(new)))
             vm.state = new
     return changed
+
+
+def follow_moves(
+    s: Session,
+    host: Host,
+    domains: dict[str, VmState] | None,
+    skip: set[str] | frozenset[str] = frozenset(),
+) -> list[tuple[str, str]]:
+    """Record on ``host`` the VMs it runs that the store places on a host where they do
+    not run: moved outside Whimbrel (a Hyper-V failover cluster restarting a role on
+    another node, a move by hand).  Returns (VM, old host) for each."""
+    moved = []
+    running = [n for n, st in (domains or {}).items() if st == VmState.RUNNING]
+    for vm in s.scalars(select(Vm).where(Vm.name.in_(running), Vm.host_id != host.id)):
+        if vm.name in skip or vm.state == VmState.RUNNING:
+            continue  # a copy running in both places is the leases' to refuse, not ours
+        moved.append((vm.name, vm.host.name if vm.host else ""))
+        vm.host, vm.state = host, VmState.RUNNING
+    return moved
 
 
 def vms_on(s: Session, host: Host) -> list[Vm]:

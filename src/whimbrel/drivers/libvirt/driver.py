@@ -28,6 +28,7 @@ from whimbrel.drivers.libvirt.errors import call_error, connect_error
 from whimbrel.drivers.libvirt.migration_ops import MigrationOps
 from whimbrel.drivers.libvirt.uri import with_pkipath
 from whimbrel.drivers.libvirt.xml import domain_xml, volume_xml
+from whimbrel.drivers.managed import ManagerIsTheCluster
 from whimbrel.errors import Conflict, NotFound, WrongState
 
 T = TypeVar("T")
@@ -75,7 +76,7 @@ _EVENTS = (
 )
 
 
-class LibvirtHost(MigrationOps):
+class LibvirtHost(MigrationOps, ManagerIsTheCluster):
     def __init__(self, conn: libvirt.virConnect, uri: str, pki_dir: Path | None = None):
         self.conn = conn
         self.uri = uri

@@ -135,6 +135,11 @@ def steps(op: OpVmMigrate, move: list[Step]) -> list[Step]:
         return result
 
     def set_ha(ctx: JobContext, on: bool, event: str) -> None:
+        # The cluster's own role first (Hyper-V): if it refuses, the store is unchanged.
+        with ctx.sessions() as s:
+            vm = get_vm(s, op.name)
+            host = vm.host.name if vm.host else op.source
+        ctx.driver(host).cluster_role(op.name, on, op.ha_priority)
         with ctx.sessions.begin() as s:
             vm = get_vm(s, op.name)
             vm.ha, vm.ha_priority = on, op.ha_priority

@@ -82,6 +82,11 @@ class VmHa(Flow):
         """Set the VM's HA flag and priority, refresh its cluster.  Undo: the old values."""
 
         def put(ctx: JobContext, values: tuple[bool, int]) -> StepResult:
+            with ctx.sessions() as s:
+                vm = get_vm(s, op.name)
+                host = vm.host.name if vm.host else None
+            if host is not None:  # the failover cluster's role, where it has its own (Hyper-V)
+                ctx.driver(host).cluster_role(op.name, *values)
             with ctx.sessions.begin() as s:
                 vm = get_vm(s, op.name)
                 old = {"enabled": vm.ha, "priority": vm.ha_priority}

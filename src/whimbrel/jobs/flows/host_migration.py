@@ -7,6 +7,7 @@ and "use any network" → ``networks``; Set-VMHost → ``auth``, ``performance``
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from typing import Any
 
@@ -19,7 +20,7 @@ from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpHostMigrationSet
 from whimbrel.store.models import MigrationSettings
-from whimbrel.store.repo import get_host
+from whimbrel.store.repo import get_host, migration_settings
 
 _FIELDS = (
     "enabled",
@@ -84,6 +85,18 @@ class HostMigrationSet(Flow):
             return {**{k: getattr(m, k) for k in _FIELDS}, "addresses": list(addresses)}
 
         def apply(ctx: JobContext, values: dict[str, Any]) -> None:
+            with ctx.sessions() as s:
+                new = migration_settings(get_host(s, op.name))
+            known = {k: v for k, v in values.items() if k != "addresses"}
+            if "networks" in known:
+                known["networks"] = tuple(known["networks"])
+            if "auth" in known:
+                known["auth"] = Auth(known["auth"])
+            if "performance" in known:
+                known["performance"] = Performance(known["performance"])
+            # A host that keeps its own settings (Hyper-V) gets them first: if it
+            # refuses, the store is unchanged.
+            ctx.driver(op.name).apply_migration_settings(dataclasses.replace(new, **known))
             with ctx.sessions.begin() as s:
                 host = get_host(s, op.name)
                 if host.migration is None:

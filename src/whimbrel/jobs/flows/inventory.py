@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -24,7 +25,14 @@ from whimbrel.ops import (
 )
 from whimbrel.placement.refresh import refresh
 from whimbrel.store.models import Cluster, Host, SharedStorage
-from whimbrel.store.repo import apply_domains, apply_inventory, busy_vms, get_cluster, get_host
+from whimbrel.store.repo import (
+    apply_domains,
+    apply_inventory,
+    busy_vms,
+    follow_moves,
+    get_cluster,
+    get_host,
+)
 
 
 class HostAdd(Flow):
@@ -100,6 +108,7 @@ class HostRefresh(Flow):
                 host = get_host(s, op.name)
                 apply_inventory(host, inv)
                 apply_domains(s, host, domains, busy_vms(s))
+                follow_moves(s, host, domains, busy_vms(s))
             return {"free_memory_mib": inv.info.free_memory_mib}
 
         return [FnStep("refresh", f"read the inventory of host {op.name}", refresh)]
@@ -158,11 +167,12 @@ class ClusterCreate(Flow):
                 "give the number of node failures the cluster must absorb (0 or more)",
             )
         for p in op.shared_paths:
-            if not p.startswith("/"):
+            # POSIX, or a Windows drive written with '/' (C:/ClusterStorage/Volume1)
+            if not (p.startswith("/") or re.match(r"^[A-Za-z]:/", p)):
                 raise InvalidInput(
                     "E_INVALID_PATH",
                     f"shared storage path {p!r} is not absolute",
-                    "give a full path",
+                    "give a full path (/srv/csv, or C:/ClusterStorage/Volume1 on Hyper-V)",
                 )
 
     def steps(self, op: OpClusterCreate) -> list[Step]:

@@ -66,6 +66,13 @@ def check_plan(p: MaintenancePlan) -> None:
 
 
 def _set_maintenance(ctx: JobContext, host: str, on: bool) -> None:
+    """The store's flag, and the node's pause in a failover cluster that has its own
+    placement (Hyper-V: Suspend-ClusterNode, Resume-ClusterNode -Failback NoFailback)."""
+    drv = ctx.driver(host)
+    if on:
+        drv.node_pause(drain=False)
+    else:
+        drv.node_resume()
     with ctx.sessions.begin() as s:
         h = get_host(s, host)
         h.maintenance = on
@@ -161,6 +168,9 @@ class MaintenanceStart(Flow):
                     f"VMs still run on host {op.name}: {', '.join(left)}",
                     "stop or move them, then start maintenance again",
                 )
+            # Where the cluster has placement of its own, it drains the node too and
+            # says so (Suspend-ClusterNode -Drain): a role Whimbrel does not know moves.
+            ctx.driver(op.name).node_pause(drain=True)
             return {"drained": True}
 
         return [

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from whimbrel.domain.migration import Auth, MigrationRequest, Policy
+from whimbrel.domain.migration import Auth, MigrationRequest, MoveKind, Policy
 from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import Category, WhimbrelError
 from whimbrel.jobs.flows.vm_common import ctx_result
@@ -76,6 +76,7 @@ def request(ctx: JobContext, op: OpVmMigrate, plan: Plan) -> MigrationRequest:
             bandwidth_mib_s=op.bandwidth_mib_s,
         ),
         peer_pki=ms.peer_pki if ms.auth == Auth.PEER else "",
+        quick=plan.kind == MoveKind.QUICK,
     )
 
 
@@ -114,6 +115,8 @@ def dest_volumes_step(op: OpVmMigrate) -> Step:
     def run(ctx: JobContext) -> StepResult:
         plan = plan_of(ctx)
         drv = ctx.driver(plan.dest)
+        if drv.creates_copy_targets:  # Hyper-V makes them in the move; undo still clears them
+            return {"host": plan.dest, "paths": [d.dest_path for d in plan.disks]}
         with ctx.sessions() as s:
             pools = {p.path: p.name for p in get_host(s, plan.dest).pools}
         made: list[str] = []

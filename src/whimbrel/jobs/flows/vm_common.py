@@ -21,13 +21,18 @@ MIB = 1 << 20
 
 
 def pick_machine(machine_types: list[str]) -> str:
-    """The newest versioned i440fx machine type: fixed, so a guest keeps its ABI."""
+    """The newest versioned i440fx machine type: fixed, so a guest keeps its ABI
+    (on Hyper-V, the newest configuration version)."""
 
     def version(m: str) -> tuple[int, ...]:
         return tuple(int(x) for x in re.findall(r"\d+", m))
 
     versioned = [m for m in machine_types if re.fullmatch(r"pc-i440fx-\d+\.\d+", m)]
-    return max(versioned, key=version) if versioned else "pc"
+    if versioned:
+        return max(versioned, key=version)
+    # Hyper-V: the newest configuration version the host supports (its default).
+    config = [m for m in machine_types if re.fullmatch(r"\d+\.\d+", m)]
+    return max(config, key=version) if config else "pc"
 
 
 def spec_of(vm: Vm) -> DomainSpec:

@@ -156,6 +156,8 @@ class VmCreate(Flow):
                         size_bytes=d.size_mib * MIB,
                         pool=d.pool,
                         shared=is_shared_path(host, paths[i]),
+                        # the driver's own format: qcow2 on KVM, vhdx on Hyper-V
+                        fmt="vhdx" if paths[i].endswith(".vhdx") else "qcow2",
                     )
                     for i, d in enumerate(op.disks)
                 ]

@@ -226,39 +226,60 @@ def state_file(ctx: JobContext, op: OpVmMigrate) -> str:
 
 
 def quick_steps(op: OpVmMigrate) -> list[Step]:
-    """Quick migration: state saved to shared storage, restored on the destination."""
+    """Quick migration: state saved to shared storage, restored on the destination.
+
+    Where the hypervisor does it as one operation (Hyper-V: Save-VM and Move-VM,
+    or Move-ClusterVirtualMachineRole -MigrationType Quick), the save step does
+    it all and the define and restore steps have nothing to do."""
+
+    def native(ctx: JobContext) -> bool:
+        return ctx.driver(ms.plan_of(ctx).source).quick_native
 
     def define(ctx: JobContext) -> StepResult:
         """Undo: undefine it on the destination."""
         plan = ms.plan_of(ctx)
+        if native(ctx):
+            return {"native": True}
         with ctx.sessions() as s:
             spec = spec_of(get_vm(s, op.name))
         ctx.driver(plan.dest).define(spec)
         return {"host": plan.dest}
 
     def undefine(ctx: JobContext, r: StepResult) -> None:
-        ctx.driver(ms.plan_of(ctx).dest).undefine(op.name)
+        if not (r or {}).get("native"):
+            ctx.driver(ms.plan_of(ctx).dest).undefine(op.name)
 
     def save(ctx: JobContext) -> StepResult:
-        """Undo: restore it on the source from the same file."""
+        """Undo: restore it on the source from the same file (or move it back)."""
         plan = ms.plan_of(ctx)
+        if native(ctx):
+            ctx.step_progress(0.0, "save", f"quick migration of VM {op.name} by the host")
+            return {"native": True, **_native_quick(ctx, op, plan)}
         path = state_file(ctx, op)
         ctx.step_progress(0.0, "save", f"saving VM {op.name}'s state to {path}")
         ctx.driver(plan.source).save_to(op.name, path)
         return {"path": path}
 
     def unsave(ctx: JobContext, r: StepResult) -> None:
-        ctx.driver(ms.plan_of(ctx).source).restore_from((r or {})["path"])
+        plan = ms.plan_of(ctx)
+        if (r or {}).get("native"):
+            _native_quick(ctx, op, dataclasses.replace(plan, source=plan.dest, dest=plan.source))
+            return
+        ctx.driver(plan.source).restore_from((r or {})["path"])
 
     def restore(ctx: JobContext) -> StepResult:
         """Undo: save it again (it ran on the destination since), for the source."""
         plan = ms.plan_of(ctx)
-        path = ctx_result(ctx, 2)["path"]
+        saved = ctx_result(ctx, 2)
+        if saved.get("native"):
+            return {"native": True}
+        path = saved["path"]
         ctx.driver(plan.dest).restore_from(str(path))
         return {"path": path}
 
     def unrestore(ctx: JobContext, r: StepResult) -> None:
-        ctx.driver(ms.plan_of(ctx).dest).save_to(op.name, (r or {})["path"])
+        if not (r or {}).get("native"):
+            ctx.driver(ms.plan_of(ctx).dest).save_to(op.name, (r or {})["path"])
 
     return [
         FnStep("define on destination", f"define VM {op.name} on {op.to}", define, undefine),
@@ -267,11 +288,23 @@ def quick_steps(op: OpVmMigrate) -> list[Step]:
     ]
 
 
+def _native_quick(ctx: JobContext, op: OpVmMigrate, plan: Plan) -> dict[str, Any]:
+    """The host saves, moves and (in a cluster) starts the VM; start it where it is saved."""
+    req = ms.request(ctx, op, plan)
+    ctx.driver(plan.source).migrate(op.name, req, False)
+    dst = ctx.driver(plan.dest)
+    if dst.domain(op.name).state == VmState.SAVED:
+        dst.start(op.name)
+    return {"host": plan.dest}
+
+
 def quick_cleanup_step(op: OpVmMigrate) -> Step:
     """Forget the VM on the source and delete the state file.  Last step: no undo."""
 
     def run(ctx: JobContext) -> StepResult:
         plan = ms.plan_of(ctx)
+        if ctx_result(ctx, 2).get("native"):
+            return {"state": str(VmState.RUNNING)}
         ctx.driver(plan.source).undefine(op.name)
         path = str(ctx_result(ctx, 2)["path"])
         ctx.driver(plan.dest).delete_volume(path)

@@ -1,0 +1,1 @@
+"""Active Directory: the computer accounts whose delegation Hyper-V's Kerberos moves need."""

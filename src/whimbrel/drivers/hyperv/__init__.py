@@ -1,0 +1,1 @@
+"""Hyper-V hosts over PowerShell remoting (pypsrp); see :mod:`.driver`."""

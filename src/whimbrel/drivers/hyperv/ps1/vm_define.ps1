@@ -1,0 +1,9 @@
+# New-VM with its disks (SCSI 0, in order) and one adapter per switch; not started.
+param([string]$Name, [int64]$MemoryBytes, [int]$ProcessorCount, [string]$Version,
+      [string]$Path, [string[]]$Disks = @(), [string[]]$Switches = @())
+$vm = Hyper-V\New-VM -Name $Name -MemoryStartupBytes $MemoryBytes -Generation 2 -Version $Version -Path $Path -NoVHD
+Hyper-V\Set-VMProcessor -VM $vm -Count $ProcessorCount
+Hyper-V\Get-VMNetworkAdapter -VM $vm | Hyper-V\Remove-VMNetworkAdapter
+foreach ($d in $Disks) { Hyper-V\Add-VMHardDiskDrive -VM $vm -ControllerType SCSI -ControllerNumber 0 -Path $d }
+foreach ($s in $Switches) { Hyper-V\Add-VMNetworkAdapter -VM $vm -SwitchName $s }
+$result = [pscustomobject]@{ Name = $vm.Name; Id = $vm.Id.ToString() }

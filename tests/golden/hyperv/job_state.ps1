@@ -1,0 +1,30 @@
+# One look at a WMI job (CIM_ConcreteJob): final states are 7, 8, 9, 10 and 32768.
+param([string]$JobPath)
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+try {
+    $j = [wmi]$JobPath
+    $result = [pscustomobject]@{
+      JobState = [int]$j.JobState; PercentComplete = [int]$j.PercentComplete; ErrorCode = [int]$j.ErrorCode
+      ErrorDescription = $j.ErrorDescription; ErrorSummaryDescription = $j.ErrorSummaryDescription
+      JobType = [int]$j.JobType; ElapsedSeconds = if ($j.ElapsedTime) {
+        [int64]([System.Management.ManagementDateTimeConverter]::ToTimeSpan($j.ElapsedTime).TotalSeconds) } else { 0 }
+    }
+    $answer = [pscustomobject]@{ ok = $true; data = $result }
+    ConvertTo-Json -Compress -Depth 6 -InputObject $answer
+} catch {
+    $e = $_
+    ConvertTo-Json -Compress -Depth 4 -InputObject ([pscustomobject]@{
+        ok = $false
+        error = [pscustomobject]@{
+            message = $e.Exception.Message
+            type = $e.Exception.GetType().FullName
+            hresult = $e.Exception.HResult
+            fqid = $e.FullyQualifiedErrorId
+            category = $e.CategoryInfo.Category.ToString()
+            inner = if ($e.Exception.InnerException) {
+                $e.Exception.InnerException.Message
+            } else { $null }
+        }
+    })
+}

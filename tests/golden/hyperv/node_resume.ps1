@@ -1,0 +1,25 @@
+# Resume-ClusterNode: the node takes roles again; Failback NoFailback, Immediate or Policy.
+param([string]$Name, [ValidateSet('NoFailback', 'Immediate', 'Policy')][string]$Failback = 'NoFailback')
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+try {
+    $n = FailoverClusters\Resume-ClusterNode -Name $Name -Failback $Failback
+    $result = [pscustomobject]@{ Name = $n.Name; State = $n.State.ToString(); DrainStatus = $n.DrainStatus.ToString() }
+    $answer = [pscustomobject]@{ ok = $true; data = $result }
+    ConvertTo-Json -Compress -Depth 6 -InputObject $answer
+} catch {
+    $e = $_
+    ConvertTo-Json -Compress -Depth 4 -InputObject ([pscustomobject]@{
+        ok = $false
+        error = [pscustomobject]@{
+            message = $e.Exception.Message
+            type = $e.Exception.GetType().FullName
+            hresult = $e.Exception.HResult
+            fqid = $e.FullyQualifiedErrorId
+            category = $e.CategoryInfo.Category.ToString()
+            inner = if ($e.Exception.InnerException) {
+                $e.Exception.InnerException.Message
+            } else { $null }
+        }
+    })
+}

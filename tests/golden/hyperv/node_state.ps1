@@ -1,0 +1,26 @@
+# One cluster node: Up, Down, Paused or Joining, and how its drain went.
+param([string]$Name)
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+try {
+    $n = FailoverClusters\Get-ClusterNode -Name $Name
+    $result = [pscustomobject]@{ Name = $n.Name; State = $n.State.ToString(); DrainStatus = $n.DrainStatus.ToString()
+      StatusInformation = [int64]$n.StatusInformation }
+    $answer = [pscustomobject]@{ ok = $true; data = $result }
+    ConvertTo-Json -Compress -Depth 6 -InputObject $answer
+} catch {
+    $e = $_
+    ConvertTo-Json -Compress -Depth 4 -InputObject ([pscustomobject]@{
+        ok = $false
+        error = [pscustomobject]@{
+            message = $e.Exception.Message
+            type = $e.Exception.GetType().FullName
+            hresult = $e.Exception.HResult
+            fqid = $e.FullyQualifiedErrorId
+            category = $e.CategoryInfo.Category.ToString()
+            inner = if ($e.Exception.InnerException) {
+                $e.Exception.InnerException.Message
+            } else { $null }
+        }
+    })
+}

@@ -1,0 +1,26 @@
+# Delete a disk image; a missing one is not an error.
+param([string]$Path)
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+try {
+    $there = Test-Path -LiteralPath $Path
+    if ($there) { Remove-Item -LiteralPath $Path -Force }
+    $result = [pscustomobject]@{ Path = $Path; Removed = $there }
+    $answer = [pscustomobject]@{ ok = $true; data = $result }
+    ConvertTo-Json -Compress -Depth 6 -InputObject $answer
+} catch {
+    $e = $_
+    ConvertTo-Json -Compress -Depth 4 -InputObject ([pscustomobject]@{
+        ok = $false
+        error = [pscustomobject]@{
+            message = $e.Exception.Message
+            type = $e.Exception.GetType().FullName
+            hresult = $e.Exception.HResult
+            fqid = $e.FullyQualifiedErrorId
+            category = $e.CategoryInfo.Category.ToString()
+            inner = if ($e.Exception.InnerException) {
+                $e.Exception.InnerException.Message
+            } else { $null }
+        }
+    })
+}

@@ -1,0 +1,28 @@
+# Point a VM's SCSI disks (by controller location) at other files.
+param([string]$Name, [hashtable]$Paths)
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+try {
+    foreach ($loc in $Paths.Keys) {
+      Hyper-V\Set-VMHardDiskDrive -VMName $Name -ControllerType SCSI -ControllerNumber 0 `
+        -ControllerLocation ([int]$loc) -Path $Paths[$loc]
+    }
+    $result = [pscustomobject]@{ Name = $Name; Count = $Paths.Count }
+    $answer = [pscustomobject]@{ ok = $true; data = $result }
+    ConvertTo-Json -Compress -Depth 6 -InputObject $answer
+} catch {
+    $e = $_
+    ConvertTo-Json -Compress -Depth 4 -InputObject ([pscustomobject]@{
+        ok = $false
+        error = [pscustomobject]@{
+            message = $e.Exception.Message
+            type = $e.Exception.GetType().FullName
+            hresult = $e.Exception.HResult
+            fqid = $e.FullyQualifiedErrorId
+            category = $e.CategoryInfo.Category.ToString()
+            inner = if ($e.Exception.InnerException) {
+                $e.Exception.InnerException.Message
+            } else { $null }
+        }
+    })
+}

@@ -1,0 +1,25 @@
+# Move-VMStorage: copy a running VM's disks to new paths on this host and switch to them.
+param([string]$Name, [hashtable[]]$Vhds)
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+try {
+    Hyper-V\Move-VMStorage -VM (Hyper-V\Get-VM -Name $Name) -Vhds $Vhds
+    $result = [pscustomobject]@{ Moved = @($Vhds | ForEach-Object { $_.DestinationFilePath }) }
+    $answer = [pscustomobject]@{ ok = $true; data = $result }
+    ConvertTo-Json -Compress -Depth 6 -InputObject $answer
+} catch {
+    $e = $_
+    ConvertTo-Json -Compress -Depth 4 -InputObject ([pscustomobject]@{
+        ok = $false
+        error = [pscustomobject]@{
+            message = $e.Exception.Message
+            type = $e.Exception.GetType().FullName
+            hresult = $e.Exception.HResult
+            fqid = $e.FullyQualifiedErrorId
+            category = $e.CategoryInfo.Category.ToString()
+            inner = if ($e.Exception.InnerException) {
+                $e.Exception.InnerException.Message
+            } else { $null }
+        }
+    })
+}

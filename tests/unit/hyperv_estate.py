@@ -1,0 +1,78 @@
+"""A two-cluster Hyper-V estate behind the transport double, and a manager on it.
+
+alpha: HV01, HV02 on C:\\ClusterStorage\\Volume1; beta: HV03, HV04 on Volume2;
+one domain, Kerberos everywhere, delegation granted between the clusters'
+nodes, one migration network 10.10.20.0/24.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import Api
+from whimbrel.ad.delegation import grant
+from whimbrel.config import Settings
+from whimbrel.drivers.hyperv.double import HyperVEstate
+from whimbrel.manager import Manager
+
+NODES = {"alpha": ("HV01", "HV02"), "beta": ("HV03", "HV04")}
+CSV = {"alpha": "C:\\ClusterStorage\\Volume1", "beta": "C:\\ClusterStorage\\Volume2"}
+
+
+def build(ps51: bool = False, domain: str = "corp.example", grant_all: bool = True) -> HyperVEstate:
+    e = HyperVEstate(domain=domain, ps51=ps51)
+    for i, (cluster, nodes) in enumerate(NODES.items()):
+        e.add_cluster(f"CL-{cluster.upper()}", [CSV[cluster]])
+        for j, n in enumerate(nodes):
+            e.add_host(
+                n,
+                cluster=f"CL-{cluster.upper()}",
+                addresses=[f"10.10.10.{10 * i + j + 1}/24", f"10.10.20.{10 * i + j + 1}/24"],
+                subnets=["10.10.20.0/24"],
+            )
+    for a in NODES["alpha"]:
+        for b in NODES["beta"]:
+            if grant_all:
+                grant(e.directory, a, b)
+    return e
+
+
+@pytest.fixture
+def estate() -> HyperVEstate:
+    return build(ps51=True)
+
+
+@pytest.fixture
+def hv(settings: Settings, estate: HyperVEstate) -> Iterator[Api]:
+    m = Manager(settings, opener=estate.open)
+    m.start()
+    api = Api(m)
+    register(api, estate)
+    yield api
+    m.stop()
+
+
+def register(api: Api, estate: HyperVEstate) -> None:
+    """alpha and beta in Whimbrel, with their nodes."""
+    for cluster, nodes in NODES.items():
+        shared = [CSV[cluster].replace("\\", "/")]
+        api.ok("POST", "/clusters", {"name": cluster, "shared_paths": shared})
+        for n in nodes:
+            api.ok("POST", "/hosts", {"name": n.lower(), "uri": estate.uri(n), "cluster": cluster})
+
+
+def new_vm(api: Api, name: str, host: str, ha: bool = True, **kw: object) -> None:
+    body = {
+        "name": name,
+        "host": host,
+        "memory_mib": 4096,
+        "vcpus": 2,
+        "disks": [{"size_mib": 40960, "pool": "Volume1"}],
+        "networks": ["Prod"],
+        **kw,
+    }
+    api.ok("POST", "/vms", body)
+    if ha:
+        api.ok("POST", f"/vms/{name}/ha", {"enabled": True, "priority": 3})
