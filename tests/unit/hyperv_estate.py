@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import Api
-from whimbrel.ad.delegation import grant
 from whimbrel.config import Settings
 from whimbrel.drivers.hyperv.double import HyperVEstate
 from whimbrel.manager import Manager
@@ -22,21 +21,7 @@ CSV = {"alpha": "C:\\ClusterStorage\\Volume1", "beta": "C:\\ClusterStorage\\Volu
 
 
 def build(ps51: bool = False, domain: str = "corp.example", grant_all: bool = True) -> HyperVEstate:
-    e = HyperVEstate(domain=domain, ps51=ps51)
-    for i, (cluster, nodes) in enumerate(NODES.items()):
-        e.add_cluster(f"CL-{cluster.upper()}", [CSV[cluster]])
-        for j, n in enumerate(nodes):
-            e.add_host(
-                n,
-                cluster=f"CL-{cluster.upper()}",
-                addresses=[f"10.10.10.{10 * i + j + 1}/24", f"10.10.20.{10 * i + j + 1}/24"],
-                subnets=["10.10.20.0/24"],
-            )
-    for a in NODES["alpha"]:
-        for b in NODES["beta"]:
-            if grant_all:
-                grant(e.directory, a, b)
-    return e
+    return HyperVEstate.two_clusters(domain, ps51, grant_all)
 
 
 @pytest.fixture

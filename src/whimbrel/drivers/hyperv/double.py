@@ -28,6 +28,7 @@ from whimbrel.drivers.hyperv.transport import parse_uri
 from whimbrel.errors import HostUnreachable
 
 GIB = 1 << 30
+TWO_CLUSTERS = {"CL-ALPHA": ("HV01", "HV02"), "CL-BETA": ("HV03", "HV04")}
 
 
 class HostError(Exception):
@@ -131,8 +132,30 @@ class HyperVEstate:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         self.fail: dict[str, str] = {}  # script name → message its next run throws
         self.down: set[str] = set()  # hosts that answer nothing
-        self.job_s = 0.05
+        self.job_s = 0.05  # how long a move's job runs
+        self.latency_s = 0.0  # added to every round trip, like a WAN's
+        self.poll_s = 0.01  # how often drivers opened here look at a running move
         self.lock = threading.RLock()
+
+    @classmethod
+    def two_clusters(cls, domain: str = "corp.example", ps51: bool = False,
+                     delegation: bool = True) -> HyperVEstate:  # fmt: skip
+        """CL-ALPHA (HV01, HV02, C:\\ClusterStorage\\Volume1) and CL-BETA (HV03, HV04,
+        Volume2): one domain, Kerberos, migration network 10.10.20.0/24, and (unless
+        ``delegation`` is False) delegation granted between the clusters' nodes."""
+        from whimbrel.ad.delegation import grant
+
+        e = cls(domain=domain, ps51=ps51)
+        for i, (cluster, nodes) in enumerate(TWO_CLUSTERS.items()):
+            e.add_cluster(cluster, [f"C:\\ClusterStorage\\Volume{i + 1}"])
+            for j, n in enumerate(nodes):
+                ip = 10 * i + j + 1
+                e.add_host(n, cluster=cluster, addresses=[f"10.10.10.{ip}/24", f"10.10.20.{ip}/24"],
+                           subnets=["10.10.20.0/24"])  # fmt: skip
+        for a in TWO_CLUSTERS["CL-ALPHA"]:
+            for b in TWO_CLUSTERS["CL-BETA"] if delegation else ():
+                grant(e.directory, a, b)
+        return e
 
     # -- building ---------------------------------------------------------------
 
@@ -176,7 +199,7 @@ class HyperVEstate:
         host = self.host_of(c.host)
         host.session = c.auth
         drv = HyperVHost(uri, DoubleTransport(self, host.name), self.directory)
-        drv.poll_s, drv.events_every_s = 0.01, 0.0
+        drv.poll_s = self.poll_s
         return drv
 
     # -- looking up -------------------------------------------------------------------
@@ -233,6 +256,8 @@ class DoubleTransport:
         self.host = host
 
     def run(self, s: Script, params: dict[str, Any]) -> dict[str, Any]:
+        if self.estate.latency_s:
+            time.sleep(self.estate.latency_s)
         if script(s.name).text != s.text:
             raise AssertionError(f"script {s.name} is not the driver's own")
         unknown = set(params) - set(s.params)

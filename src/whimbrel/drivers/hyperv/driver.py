@@ -77,10 +77,7 @@ class HyperVHost:
         self.directory = directory
         self._lock = threading.Lock()
         self._progress: dict[str, tuple[bool, int, float, int]] = {}
-        self._seen: dict[str, VmState] | None = None
         self._facts: tuple[float, HvHost] | None = None
-        self._looked = 0.0
-        self.events_every_s = 2.0
         self.poll_s = 1.0  # how often a running move is looked at
 
     # -- plumbing -------------------------------------------------------------
@@ -171,7 +168,8 @@ class HyperVHost:
         )
 
     def free_memory_mib(self) -> int:
-        return self.facts(max_age_s=0).free_memory_bytes // MIB
+        # A second old: preflight has just read the host, one round trip spared.
+        return self.facts(max_age_s=1.0).free_memory_bytes // MIB
 
     def list_domains(self) -> list[DomainInfo]:
         return [self._info(HvVm.parse(d)) for d in w.as_list(self.call("vm_list"))]
@@ -272,20 +270,9 @@ class HyperVHost:
         return None
 
     def events(self) -> list[DomainEvent]:
-        """Hyper-V pushes nothing over WinRM: changes since the last look, by polling,
-        at most every ``events_every_s`` (each look is a script on the host)."""
-        with self._lock:
-            if time.monotonic() - self._looked < self.events_every_s:
-                return []
-            self._looked = time.monotonic()
-        now = {d.name: d.state for d in self.list_domains()}
-        with self._lock:
-            before, self._seen = self._seen, now
-        if before is None:
-            return []
-        at = time.time()
-        out = [DomainEvent(n, _event(st), at) for n, st in now.items() if before.get(n) != st]
-        return out + [DomainEvent(n, "undefined", at) for n in before if n not in now]
+        """Hyper-V pushes nothing over WinRM (its WMI events need a DCOM sink on the
+        manager's side): the monitor's poll of every host sees the changes instead."""
+        return []
 
     # -- migration ----------------------------------------------------------------
 
@@ -395,11 +382,6 @@ class HyperVHost:
 
     def close(self) -> None:
         self.transport.close()
-
-
-def _event(state: VmState) -> str:
-    return {VmState.RUNNING: "started", VmState.STOPPED: "stopped", VmState.SAVED: "saved",
-            VmState.PAUSED: "suspended"}.get(state, "changed")  # fmt: skip
 
 
 def _no_state_file() -> WhimbrelError:
