@@ -190,6 +190,7 @@ class OpVmMigrate(Op):
     to_cluster: str = ""
     allow_overcommit: bool = False  # the destination cluster's reserve may be broken
     ha_priority: int = 0  # filled in at submission: the HA role to carry over; 0 none
+    native_quick: bool = False  # filled in at submission: the host moves it quick itself
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,13 @@ def check_uri(uri: str) -> str:
     )
 
 
+def keeps_own_cluster(uri: str) -> bool:
+    """Whether the host's hypervisor keeps its own failover cluster, roles and migration
+    settings (Hyper-V), which Whimbrel must then write there too.  A KVM host's live in
+    Whimbrel's store alone: there is nothing to tell it, and no reason to connect."""
+    return check_uri(uri) == "hyperv"
+
+
 def open_host(uri: str, pki_dir: Path | None = None) -> HostDriver:
     """Connect to the host behind ``uri``, choosing the driver by URI scheme.
 

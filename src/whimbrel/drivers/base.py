@@ -24,8 +24,6 @@ from whimbrel.domain.vm import DomainEvent, DomainInfo, DomainSpec, Heartbeat
 
 class HostDriver(Protocol):
     uri: str
-    # Hyper-V moves a VM quick (save, move, start) in one operation of its own.
-    quick_native: bool
     # Hyper-V creates the destination's disk files itself in a move with storage.
     creates_copy_targets: bool
 
@@ -166,8 +164,13 @@ class HostDriver(Protocol):
         """Resume here a guest saved with :meth:`save_to` (its domain defined here first)."""
         ...
 
-    # -- where the hypervisor has its own cluster and settings (Hyper-V) ---------
-    # On KVM the manager is the cluster and keeps the settings: these do nothing.
+    def close(self) -> None: ...
+
+
+class OwnClusterHost(HostDriver, Protocol):
+    """A host whose hypervisor keeps its own failover cluster, roles and migration
+    settings (Hyper-V): Whimbrel tells it of each change (see drivers.keeps_own_cluster).
+    On KVM the manager is the cluster and its store keeps the settings."""
 
     def cluster_role(self, name: str, on: bool, priority: int) -> None:
         """Make the VM a role of the host's failover cluster, or remove it from it."""
@@ -185,5 +188,3 @@ class HostDriver(Protocol):
     def apply_migration_settings(self, m: HostMigration) -> None:
         """Write the migration settings to a host that keeps its own."""
         ...
-
-    def close(self) -> None: ...

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from whimbrel.domain.host import HostState
 from whimbrel.domain.job import FINAL_JOB_STATES
+from whimbrel.drivers import keeps_own_cluster
 from whimbrel.errors import WhimbrelError
 from whimbrel.jobs.flows.failover import stranded
 from whimbrel.ops import Op, OpHostFailover
@@ -117,4 +118,4 @@ def _own_cluster(s: Session, host: str) -> bool:
     """A Hyper-V node's failover cluster restarts its roles itself: Whimbrel does not
     fence or restart there, the monitor follows each role to its new owner."""
     row = s.scalar(select(Host).where(Host.name == host))
-    return row is not None and row.uri.startswith("hyperv://")
+    return row is not None and keeps_own_cluster(row.uri)

@@ -15,6 +15,7 @@ from typing import cast
 
 from whimbrel.ad import delegation
 from whimbrel.domain.migration import MoveKind
+from whimbrel.drivers import keeps_own_cluster
 from whimbrel.drivers.hyperv.driver import HyperVHost
 from whimbrel.drivers.hyperv.model import HvHost, HvVm, incompatibilities
 from whimbrel.drivers.hyperv.transport import parse_uri
@@ -29,7 +30,7 @@ SWITCH_NOT_FOUND = 33012  # Compare-VM: "Could not find Ethernet switch"
 
 
 def is_hyperv(h: Host) -> bool:
-    return h.hypervisor == "Hyper-V" or h.uri.startswith("hyperv://")
+    return keeps_own_cluster(h.uri)
 
 
 def check_move(

@@ -68,7 +68,6 @@ def disk_location(target: str) -> int:
 class HyperVHost:
     """One Hyper-V host.  ``directory`` is the Active Directory its delegation lives in."""
 
-    quick_native = True  # quick migration is one host operation (save, move, start)
     creates_copy_targets = True  # a move with storage creates the destination VHDs itself
 
     def __init__(self, uri: str, transport: Transport, directory: Any = None):

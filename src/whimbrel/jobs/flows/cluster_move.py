@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from whimbrel.errors import InvalidInput, NotFound, WrongState
 from whimbrel.jobs.flows import migrate_steps as ms
+from whimbrel.jobs.flows.vm_common import own_cluster
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmMigrate
 from whimbrel.placement.inventory import cluster_verdict, load_of, needs_of, reserves, sites
@@ -139,7 +140,9 @@ def steps(op: OpVmMigrate, move: list[Step]) -> list[Step]:
         with ctx.sessions() as s:
             vm = get_vm(s, op.name)
             host = vm.host.name if vm.host else op.source
-        ctx.driver(host).cluster_role(op.name, on, op.ha_priority)
+        drv = own_cluster(ctx, host)
+        if drv is not None:
+            drv.cluster_role(op.name, on, op.ha_priority)
         with ctx.sessions.begin() as s:
             vm = get_vm(s, op.name)
             vm.ha, vm.ha_priority = on, op.ha_priority

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from whimbrel.connections import ConnectionPool
 from whimbrel.errors import InsufficientResources, InvalidInput, WrongState
 from whimbrel.jobs.flow import Flow
+from whimbrel.jobs.flows.vm_common import own_cluster
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpClusterSet, OpVmCreate, OpVmHa
 from whimbrel.placement.inventory import HOLDS_MEMORY, cluster_verdict, load_of
@@ -85,8 +86,9 @@ class VmHa(Flow):
             with ctx.sessions() as s:
                 vm = get_vm(s, op.name)
                 host = vm.host.name if vm.host else None
-            if host is not None:  # the failover cluster's role, where it has its own (Hyper-V)
-                ctx.driver(host).cluster_role(op.name, *values)
+            drv = own_cluster(ctx, host) if host is not None else None
+            if drv is not None:  # the failover cluster's role, where it has its own (Hyper-V)
+                drv.cluster_role(op.name, *values)
             with ctx.sessions.begin() as s:
                 vm = get_vm(s, op.name)
                 old = {"enabled": vm.ha, "priority": vm.ha_priority}

@@ -17,6 +17,7 @@ from whimbrel.connections import ConnectionPool
 from whimbrel.domain.migration import Auth, Performance, parse_networks
 from whimbrel.errors import InvalidInput
 from whimbrel.jobs.flow import Flow
+from whimbrel.jobs.flows.vm_common import own_cluster
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpHostMigrationSet
 from whimbrel.store.models import MigrationSettings
@@ -96,7 +97,9 @@ class HostMigrationSet(Flow):
                 known["performance"] = Performance(known["performance"])
             # A host that keeps its own settings (Hyper-V) gets them first: if it
             # refuses, the store is unchanged.
-            ctx.driver(op.name).apply_migration_settings(dataclasses.replace(new, **known))
+            drv = own_cluster(ctx, op.name)
+            if drv is not None:
+                drv.apply_migration_settings(dataclasses.replace(new, **known))
             with ctx.sessions.begin() as s:
                 host = get_host(s, op.name)
                 if host.migration is None:

@@ -24,6 +24,7 @@ from whimbrel.domain.vm import VmState
 from whimbrel.errors import Conflict, InsufficientResources, WrongState
 from whimbrel.jobs.children import Child, run_children
 from whimbrel.jobs.flow import Flow
+from whimbrel.jobs.flows.vm_common import own_cluster
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import (
     OpHostMaintenanceStart,
@@ -68,10 +69,10 @@ def check_plan(p: MaintenancePlan) -> None:
 def _set_maintenance(ctx: JobContext, host: str, on: bool) -> None:
     """The store's flag, and the node's pause in a failover cluster that has its own
     placement (Hyper-V: Suspend-ClusterNode, Resume-ClusterNode -Failback NoFailback)."""
-    drv = ctx.driver(host)
-    if on:
+    drv = own_cluster(ctx, host)
+    if drv is not None and on:
         drv.node_pause(drain=False)
-    else:
+    elif drv is not None:
         drv.node_resume()
     with ctx.sessions.begin() as s:
         h = get_host(s, host)
@@ -170,7 +171,9 @@ class MaintenanceStart(Flow):
                 )
             # Where the cluster has placement of its own, it drains the node too and
             # says so (Suspend-ClusterNode -Drain): a role Whimbrel does not know moves.
-            ctx.driver(op.name).node_pause(drain=True)
+            drv = own_cluster(ctx, op.name)
+            if drv is not None:
+                drv.node_pause(drain=True)
             return {"drained": True}
 
         return [

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.vm import BootSpec, DiskSpec, DomainSpec
-from whimbrel.drivers.base import HostDriver
+from whimbrel.drivers import keeps_own_cluster
+from whimbrel.drivers.base import HostDriver, OwnClusterHost
 from whimbrel.errors import InsufficientResources, WrongState
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.placement.refresh import refresh
@@ -132,3 +134,13 @@ def save_vm(drv: HostDriver, vm: str) -> None:
 def host_name(ctx: JobContext, name: str) -> str:
     with ctx.sessions() as s:
         return host_of(s, name)
+
+
+def own_cluster(ctx: JobContext, host: str) -> OwnClusterHost | None:
+    """The host's driver when its hypervisor keeps its own cluster and settings
+    (Hyper-V) and must be told of a change; None when Whimbrel's store is the truth."""
+    with ctx.sessions() as s:
+        uri = s.scalar(select(Host.uri).where(Host.name == host))
+    if uri is None or not keeps_own_cluster(uri):
+        return None
+    return cast(OwnClusterHost, ctx.driver(host))

@@ -4,6 +4,7 @@ live          preflight → migrate → record
 live+storage  preflight → prepare destination → migrate (disks mirrored) → record → cleanup
 storage       preflight → prepare destination → copy and switch → record → cleanup
 quick         preflight → define on destination → save → restore on destination → record → cleanup
+              (Hyper-V: preflight → quick, one operation of the host's → record)
 offline       preflight → move definition → record
 
 If a step fails or the job is cancelled, the steps done are undone in reverse:
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.migration import MIB, MoveKind, OnTimeout
 from whimbrel.domain.vm import VmState
+from whimbrel.drivers import keeps_own_cluster
 from whimbrel.errors import InvalidInput
 from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.flows import cluster_move
@@ -95,7 +97,8 @@ class VmMigrate(Flow):
         vm = get_vm(s, op.name)
         src = vm.host.name if vm.host else op.to
         kind = move_kind(op, vm.state, src == op.to)
-        return dataclasses.replace(op, source=src, move=str(kind))
+        native = vm.host is not None and keeps_own_cluster(vm.host.uri)
+        return dataclasses.replace(op, source=src, move=str(kind), native_quick=native)
 
     def steps(self, op: OpVmMigrate) -> list[Step]:
         move = self._move_steps(op)
@@ -122,6 +125,8 @@ class VmMigrate(Flow):
                 ms.record_step(op),
                 ms.cleanup_step(op),
             ]
+        if kind == MoveKind.QUICK and op.native_quick:
+            return [pre, native_quick_step(op), ms.record_step(op)]
         if kind == MoveKind.QUICK:
             return [pre, *quick_steps(op), ms.record_step(op), quick_cleanup_step(op)]
         return [pre, live_step(op), ms.record_step(op)]  # offline: the definition moves
@@ -226,60 +231,39 @@ def state_file(ctx: JobContext, op: OpVmMigrate) -> str:
 
 
 def quick_steps(op: OpVmMigrate) -> list[Step]:
-    """Quick migration: state saved to shared storage, restored on the destination.
-
-    Where the hypervisor does it as one operation (Hyper-V: Save-VM and Move-VM,
-    or Move-ClusterVirtualMachineRole -MigrationType Quick), the save step does
-    it all and the define and restore steps have nothing to do."""
-
-    def native(ctx: JobContext) -> bool:
-        return ctx.driver(ms.plan_of(ctx).source).quick_native
+    """Quick migration: state saved to shared storage, restored on the destination."""
 
     def define(ctx: JobContext) -> StepResult:
         """Undo: undefine it on the destination."""
         plan = ms.plan_of(ctx)
-        if native(ctx):
-            return {"native": True}
         with ctx.sessions() as s:
             spec = spec_of(get_vm(s, op.name))
         ctx.driver(plan.dest).define(spec)
         return {"host": plan.dest}
 
     def undefine(ctx: JobContext, r: StepResult) -> None:
-        if not (r or {}).get("native"):
-            ctx.driver(ms.plan_of(ctx).dest).undefine(op.name)
+        ctx.driver(ms.plan_of(ctx).dest).undefine(op.name)
 
     def save(ctx: JobContext) -> StepResult:
-        """Undo: restore it on the source from the same file (or move it back)."""
+        """Undo: restore it on the source from the same file."""
         plan = ms.plan_of(ctx)
-        if native(ctx):
-            ctx.step_progress(0.0, "save", f"quick migration of VM {op.name} by the host")
-            return {"native": True, **_native_quick(ctx, op, plan)}
         path = state_file(ctx, op)
         ctx.step_progress(0.0, "save", f"saving VM {op.name}'s state to {path}")
         ctx.driver(plan.source).save_to(op.name, path)
         return {"path": path}
 
     def unsave(ctx: JobContext, r: StepResult) -> None:
-        plan = ms.plan_of(ctx)
-        if (r or {}).get("native"):
-            _native_quick(ctx, op, dataclasses.replace(plan, source=plan.dest, dest=plan.source))
-            return
-        ctx.driver(plan.source).restore_from((r or {})["path"])
+        ctx.driver(ms.plan_of(ctx).source).restore_from((r or {})["path"])
 
     def restore(ctx: JobContext) -> StepResult:
         """Undo: save it again (it ran on the destination since), for the source."""
         plan = ms.plan_of(ctx)
-        saved = ctx_result(ctx, 2)
-        if saved.get("native"):
-            return {"native": True}
-        path = saved["path"]
+        path = ctx_result(ctx, 2)["path"]
         ctx.driver(plan.dest).restore_from(str(path))
         return {"path": path}
 
     def unrestore(ctx: JobContext, r: StepResult) -> None:
-        if not (r or {}).get("native"):
-            ctx.driver(ms.plan_of(ctx).dest).save_to(op.name, (r or {})["path"])
+        ctx.driver(ms.plan_of(ctx).dest).save_to(op.name, (r or {})["path"])
 
     return [
         FnStep("define on destination", f"define VM {op.name} on {op.to}", define, undefine),
@@ -288,26 +272,36 @@ def quick_steps(op: OpVmMigrate) -> list[Step]:
     ]
 
 
-def _native_quick(ctx: JobContext, op: OpVmMigrate, plan: Plan) -> dict[str, Any]:
-    """The host saves, moves and (in a cluster) starts the VM; start it where it is saved."""
-    req = ms.request(ctx, op, plan)
-    ctx.driver(plan.source).migrate(op.name, req, False)
-    dst = ctx.driver(plan.dest)
-    if dst.domain(op.name).state == VmState.SAVED:
-        dst.start(op.name)
-    return {"host": plan.dest}
-
-
 def quick_cleanup_step(op: OpVmMigrate) -> Step:
     """Forget the VM on the source and delete the state file.  Last step: no undo."""
 
     def run(ctx: JobContext) -> StepResult:
         plan = ms.plan_of(ctx)
-        if ctx_result(ctx, 2).get("native"):
-            return {"state": str(VmState.RUNNING)}
         ctx.driver(plan.source).undefine(op.name)
         path = str(ctx_result(ctx, 2)["path"])
         ctx.driver(plan.dest).delete_volume(path)
         return {"deleted": path, "state": str(VmState.RUNNING)}
 
     return FnStep("cleanup", "forget the VM on the source, delete the state file", run)
+
+
+def native_quick_step(op: OpVmMigrate) -> Step:
+    """Quick migration where the hypervisor does it as one operation (Hyper-V: Save-VM and
+    Move-VM, or Move-ClusterVirtualMachineRole -MigrationType Quick): the VM is saved,
+    moved and started again.  Undo: the same the other way."""
+
+    def quick(ctx: JobContext, plan: Plan) -> None:
+        ctx.driver(plan.source).migrate(op.name, ms.request(ctx, op, plan), False)
+        dst = ctx.driver(plan.dest)
+        if dst.domain(op.name).state == VmState.SAVED:  # outside a cluster: started by us
+            dst.start(op.name)
+
+    def run(ctx: JobContext) -> StepResult:
+        quick(ctx, ms.plan_of(ctx))
+        return {"host": op.to}
+
+    def undo(ctx: JobContext, r: StepResult) -> None:
+        plan = ms.plan_of(ctx)
+        quick(ctx, dataclasses.replace(plan, source=plan.dest, dest=plan.source))
+
+    return FnStep("quick", f"quick migration of VM {op.name} to {op.to}", run, undo, weight=6)
