@@ -216,3 +216,28 @@ def test_quick_and_offline_moves_inside_the_cluster(
     assert estate.where("web1").name == "HV01"  # type: ignore[union-attr]
     assert estate.hosts["HV01"].vms["web1"].state == "Off"
     assert _view(hv, "web1")["host"] == "hv01"
+
+
+def test_settings_written_to_the_host_and_the_clusters_limit_wins(
+    hv: Api,  # noqa: F811
+    estate: HyperVEstate,  # noqa: F811
+) -> None:
+    body = {
+        "max_live_migrations": 5,
+        "max_storage_migrations": 3,
+        "performance": "tcp",
+        "networks": ["10.10.20.0/24", "10.10.30.0/24"],
+    }
+    hv.ok("POST", "/hosts/hv01/migration", body)
+    h = estate.hosts["HV01"]
+    assert (h.max_live, h.max_storage, h.performance) == (5, 3, "TCPIP")
+    assert h.subnets == ["10.10.20.0/24", "10.10.30.0/24"] and not h.use_any
+    m = hv.call("GET", "/hosts/hv01/migration").json()
+    # (Get-Cluster).MaximumParallelMigrations (2) overrides the host's 5 in a cluster.
+    assert (m["max_live_migrations"], m["max_storage_migrations"]) == (2, 3)
+    assert m["performance"] == "tcp" and m["networks"] == ["10.10.20.0/24", "10.10.30.0/24"]
+    hv.ok("POST", "/hosts/hv01/migration", {"enabled": False})  # Disable-VMMigration
+    assert h.enabled is False
+    estate.fail["migration_set"] = "Access is denied. (0x80070005)"
+    assert hv.job("POST", "/hosts/hv01/migration", {"enabled": True})["state"] == "Exception"
+    assert h.enabled is False and hv.call("GET", "/hosts/hv01/migration").json()["enabled"] is False

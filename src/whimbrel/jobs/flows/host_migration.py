@@ -21,7 +21,7 @@ from whimbrel.jobs.flows.vm_common import own_cluster
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpHostMigrationSet
 from whimbrel.store.models import MigrationSettings
-from whimbrel.store.repo import get_host, migration_settings
+from whimbrel.store.repo import apply_inventory, get_host, migration_settings
 
 _FIELDS = (
     "enabled",
@@ -98,8 +98,10 @@ class HostMigrationSet(Flow):
             # A host that keeps its own settings (Hyper-V) gets them first: if it
             # refuses, the store is unchanged.
             drv = own_cluster(ctx, op.name)
+            inv = None
             if drv is not None:
                 drv.apply_migration_settings(dataclasses.replace(new, **known))
+                inv = drv.inventory()  # what now holds: a cluster's limit wins over the host's
             with ctx.sessions.begin() as s:
                 host = get_host(s, op.name)
                 if host.migration is None:
@@ -109,6 +111,8 @@ class HostMigrationSet(Flow):
                         host.addresses = list(v)
                     else:
                         setattr(host.migration, k, v)
+                if inv is not None:
+                    apply_inventory(host, inv)
 
         def run(ctx: JobContext) -> StepResult:
             with ctx.sessions() as s:
