@@ -90,7 +90,7 @@ def test_kerberos_only_and_unknown_computer_and_bad_login(dc: SambaDc, tmp_path:
         LdapDirectory(replace(dc.config(), ca="/etc/ssl/certs/ca-certificates.crt")).computer(
             "HV01"
         )
-    assert info.value.code == "E_AD_UNREACHABLE"  # the DC's certificate is not trusted
+    assert info.value.code == "E_AD_CERTIFICATE"  # the DC's certificate is not trusted
 
 
 def test_manager_preflight_reads_the_directory_and_the_grant_fixes_it(

@@ -126,6 +126,15 @@ class LdapDirectory:
                 str(exc),
             ) from exc
         except (LDAPException, OSError) as exc:
+            if "certificate" in str(exc).lower():
+                raise HostUntrusted(
+                    "E_AD_CERTIFICATE",
+                    f"the directory at {self.cfg.url} shows a certificate the CA in "
+                    "WHIMBREL_AD_CA did not sign (or one for another name)",
+                    "point WHIMBREL_AD_CA at the CA that signed the domain controller's LDAPS "
+                    "certificate, and use the name or address the certificate carries",
+                    str(exc),
+                ) from exc
             raise HostUnreachable(
                 "E_AD_UNREACHABLE",
                 f"the directory at {self.cfg.url} does not answer over LDAPS",

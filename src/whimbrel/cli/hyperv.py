@@ -16,8 +16,8 @@ from whimbrel.ad.directory import Directory, LdapConfig, LdapDirectory
 from whimbrel.cli.context import err, out
 from whimbrel.cli.inventory import JSON
 from whimbrel.cli.render import emit_json, table
-from whimbrel.errors import InvalidInput
-from whimbrel.preflight.finding import PreflightFailed, blocking
+from whimbrel.errors import InvalidInput, WrongState
+from whimbrel.preflight.finding import blocking
 
 hyperv_app = typer.Typer(help="Hyper-V hosts: Active Directory delegation.", no_args_is_help=True)
 delegation_app = typer.Typer(
@@ -77,8 +77,14 @@ def delegation_check(
         )
     else:
         out.print(f"{source} and {dest} may delegate to each other for live migration.")
-    if blocking(found):
-        raise PreflightFailed(found)
+    errors = blocking(found)
+    if errors:
+        raise WrongState(
+            "E_DELEGATION_INCOMPLETE",
+            f"{len(errors)} finding(s) stop Kerberos live migration between {source} and {dest}: "
+            + ", ".join(sorted({f.code for f in errors})),
+            "fix each finding listed above",
+        )
 
 
 @delegation_app.command("grant")
