@@ -9,7 +9,8 @@ try {
     $cpu = @(Get-CimInstance -ClassName Win32_Processor)[0]
     $uuid = (Get-CimInstance -ClassName Win32_ComputerSystemProduct).UUID
     $vhdRoot = $h.VirtualHardDiskPath
-    $drive = Get-PSDrive -Name $vhdRoot.Substring(0, 1) -PSProvider FileSystem
+    # A VHD root on an SMB share (\\server\share) has no drive: its space is the share's to say.
+    $drive = if ($vhdRoot -match '^([A-Za-z]):') { Get-PSDrive -Name $Matches[1] -PSProvider FileSystem } else { $null }
     $result = [pscustomobject]@{
       Name = $h.Name; Fqdn = $h.FullyQualifiedDomainName; Uuid = "$uuid"
       OsVersion = $os.Version; OsBuild = [int]$os.BuildNumber
@@ -19,8 +20,8 @@ try {
       MemoryCapacity = [int64]$h.MemoryCapacity
       FreePhysicalMemoryBytes = [int64]$os.FreePhysicalMemory * 1KB
       VirtualHardDiskPath = $vhdRoot
-      VirtualHardDiskFreeBytes = [int64]$drive.Free
-      VirtualHardDiskSizeBytes = [int64]($drive.Free + $drive.Used)
+      VirtualHardDiskFreeBytes = if ($drive) { [int64]$drive.Free } else { 0 }
+      VirtualHardDiskSizeBytes = if ($drive) { [int64]($drive.Free + $drive.Used) } else { 0 }
       VirtualMachineMigrationEnabled = $h.VirtualMachineMigrationEnabled
       MaximumVirtualMachineMigrations = [int]$h.MaximumVirtualMachineMigrations
       MaximumStorageMigrations = [int]$h.MaximumStorageMigrations

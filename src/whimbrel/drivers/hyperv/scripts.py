@@ -68,8 +68,8 @@ def names() -> list[str]:
 def script(name: str) -> Script:
     src = resources.files("whimbrel.drivers.hyperv").joinpath(f"ps1/{name}.ps1").read_text()
     lines = src.splitlines()
-    comments = [ln for ln in lines if ln.startswith("#")]
-    code = "\n".join(ln for ln in lines if not ln.startswith("#"))
+    n = next((i for i, ln in enumerate(lines) if not ln.startswith("#")), len(lines))
+    comments, code = lines[:n], "\n".join(lines[n:])  # the header says what it does
     m = _PARAM_RE.search(code)
     if m is None:
         raise ValueError(f"script {name} has no param() block")
