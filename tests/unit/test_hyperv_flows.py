@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from tests.conftest import Api
 from tests.unit.hyperv_estate import estate, hv, new_vm  # noqa: F401  (fixtures)
+from tests.unit.test_api_migration import codes
 from whimbrel.drivers.hyperv.double import HyperVEstate
 
 
@@ -44,11 +45,6 @@ def _scripts(e: HyperVEstate) -> list[str]:
     return [name for _, name, _ in e.calls]
 
 
-def _errors(api: Api, vm: str, **body: object) -> set[str]:
-    plan = api.call("POST", f"/vms/{vm}/migrate/check", json=body).json()
-    return {f["code"] for f in plan["findings"] if f["severity"] == "error"}
-
-
 def _at_home(api: Api, e: HyperVEstate, vm: str = "web1") -> None:
     """The VM runs on HV01, a role of alpha with its priority, its disk on Volume1."""
     assert e.where(vm).name == "HV01"  # type: ignore[union-attr]
@@ -64,7 +60,7 @@ def test_cross_cluster_move_removes_moves_and_adds_the_role(
     estate: HyperVEstate,  # noqa: F811
 ) -> None:
     new_vm(hv, "web1", "hv01")
-    assert _errors(hv, "web1", to_cluster="beta") == set()
+    assert codes(hv, "web1", to_cluster="beta") == set()
     estate.calls.clear()
     job = hv.ok("POST", "/vms/web1/migrate", {"to_cluster": "beta"})
     assert [s["name"] for s in job["steps"]] == [

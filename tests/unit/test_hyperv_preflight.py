@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import Api
 from tests.unit.hyperv_estate import estate, hv, new_vm  # noqa: F401  (fixtures)
-from tests.unit.test_hyperv_flows import _at_home, _errors
+from tests.unit.test_api_migration import codes
+from tests.unit.test_hyperv_flows import _at_home
 from whimbrel.ad.directory import TRUSTED_TO_AUTH_FOR_DELEGATION
 from whimbrel.drivers.hyperv.double import HyperVEstate
 
@@ -99,7 +100,7 @@ def test_finding_then_host_failure_and_rollback(
     change, finding, failure = SCENARIOS[scenario]
     new_vm(hv, "web1", "hv01")
     change(estate)
-    assert finding in _errors(hv, "web1", to_cluster="beta")
+    assert finding in codes(hv, "web1", to_cluster="beta")
     before = len(estate.calls)
     assert hv.error("POST", "/vms/web1/migrate", {"to_cluster": "beta"})[1] == "E_PREFLIGHT_FAILED"
     changing = {"cluster_role_remove", "vm_migrate_wmi", "vm_move", "cluster_role_add"}
@@ -108,7 +109,7 @@ def test_finding_then_host_failure_and_rollback(
     if not failure:
         return
     # Overridden, the move runs and fails at the host, the way Hyper-V fails it.
-    all_errors = sorted(_errors(hv, "web1", to_cluster="beta"))
+    all_errors = sorted(codes(hv, "web1", to_cluster="beta"))
     job = hv.job("POST", "/vms/web1/migrate", {"to_cluster": "beta", "ignore": all_errors})
     assert job["state"] == "Exception" and job["rollback"] == "clean", job
     assert job["error"]["code"] == failure, job["error"]
@@ -123,13 +124,13 @@ def test_credssp_remote_start_and_credential_guard(
     for h in ("hv01", "hv02", "hv03", "hv04"):  # Set-VMHost through Whimbrel's own setting
         hv.ok("POST", f"/hosts/{h}/migration", {"auth": "managed"})
     assert {h.auth for h in estate.hosts.values()} == {"CredSSP"}
-    assert "E_CREDSSP_NOT_SIGNED_IN" in _errors(hv, "web1", to_cluster="beta")
+    assert "E_CREDSSP_NOT_SIGNED_IN" in codes(hv, "web1", to_cluster="beta")
     estate.hosts["HV01"].credential_guard = True
-    found = _errors(hv, "web1", to_cluster="beta")
+    found = codes(hv, "web1", to_cluster="beta")
     assert {"E_CREDSSP_NOT_SIGNED_IN", "E_CREDENTIAL_GUARD_CREDSSP"} <= found
     job = hv.job("POST", "/vms/web1/migrate", {"to_cluster": "beta", "ignore": sorted(found)})
     assert job["error"]["code"] == "E_HYPERV_NO_CREDENTIALS" and job["rollback"] == "clean"
     _at_home(hv, estate)
     # Mixed: one side Kerberos, the other CredSSP.
     hv.ok("POST", "/hosts/hv01/migration", {"auth": "peer"})
-    assert "E_MIGRATION_AUTH_MISMATCH" in _errors(hv, "web1", to_cluster="beta")
+    assert "E_MIGRATION_AUTH_MISMATCH" in codes(hv, "web1", to_cluster="beta")

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import Api
 from tests.unit.hyperv_estate import new_vm
-from tests.unit.test_hyperv_flows import _errors
+from tests.unit.test_api_migration import codes
 from whimbrel.config import Settings
 from whimbrel.drivers.hyperv.double import HyperVEstate
 from whimbrel.manager import Manager
@@ -50,13 +50,13 @@ def test_workgroup_live_migration_needs_ws2025_and_the_same_account(
 ) -> None:
     new_vm(wg_api, "db1", "wg01")
     assert wg.clusters["CL-WG"].groups == {"db1": 3000}
-    assert "E_WORKGROUP_LIVE_MIGRATION_UNSUPPORTED" in _errors(wg_api, "db1", to="wg02")
+    assert "E_WORKGROUP_LIVE_MIGRATION_UNSUPPORTED" in codes(wg_api, "db1", to="wg02")
     for h in wg.hosts.values():
         h.os_build = 26100
     wg.hosts["WG02"].accounts = ["Administrator"]
-    assert _errors(wg_api, "db1", to="wg02") == {"E_WORKGROUP_ACCOUNT_MISSING"}
+    assert codes(wg_api, "db1", to="wg02") == {"E_WORKGROUP_ACCOUNT_MISSING"}
     wg.hosts["WG02"].accounts = ["Administrator", "wcadmin"]
-    assert _errors(wg_api, "db1", to="wg02") == set()
+    assert codes(wg_api, "db1", to="wg02") == set()
     wg.calls.clear()
     wg_api.ok("POST", "/vms/db1/migrate", {"to": "wg02"})
     assert wg.where("db1").name == "WG02"  # type: ignore[union-attr]

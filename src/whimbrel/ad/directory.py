@@ -207,16 +207,17 @@ class LdapDirectory:
             conn.unbind()
 
 
-def from_env() -> Directory | None:
-    url = os.environ.get("WHIMBREL_AD_URL", "")
-    if not url:
-        return None
-    return LdapDirectory(
-        LdapConfig(
-            url,
-            os.environ.get("WHIMBREL_AD_USER", ""),
-            os.environ.get("WHIMBREL_AD_PASSWORD_FILE", ""),
-            os.environ.get("WHIMBREL_AD_CA", ""),
-            os.environ.get("WHIMBREL_AD_BASE", ""),
-        )
+def config_from_env() -> LdapConfig:
+    env = os.environ.get
+    return LdapConfig(
+        env("WHIMBREL_AD_URL", ""),
+        env("WHIMBREL_AD_USER", ""),
+        env("WHIMBREL_AD_PASSWORD_FILE", ""),
+        env("WHIMBREL_AD_CA", ""),
+        env("WHIMBREL_AD_BASE", ""),
     )
+
+
+def from_env() -> Directory | None:
+    cfg = config_from_env()
+    return LdapDirectory(cfg) if cfg.url else None

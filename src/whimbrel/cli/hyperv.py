@@ -7,12 +7,12 @@ administrator would in "Active Directory Users and Computers".
 
 from __future__ import annotations
 
-import os
+from dataclasses import replace
 
 import typer
 
 from whimbrel.ad import delegation
-from whimbrel.ad.directory import Directory, LdapConfig, LdapDirectory
+from whimbrel.ad.directory import Directory, LdapDirectory, config_from_env
 from whimbrel.cli.context import err, out
 from whimbrel.cli.inventory import JSON
 from whimbrel.cli.render import emit_json, table
@@ -35,13 +35,13 @@ CA = typer.Option("", "--ca", help="CA of the DC's certificate (default: $WHIMBR
 
 
 def _directory(dc: str, user: str, password_file: str, ca: str) -> Directory:
-    env = os.environ.get
-    cfg = LdapConfig(
-        dc or env("WHIMBREL_AD_URL", ""),
-        user or env("WHIMBREL_AD_USER", ""),
-        password_file or env("WHIMBREL_AD_PASSWORD_FILE", ""),
-        ca or env("WHIMBREL_AD_CA", ""),
-        env("WHIMBREL_AD_BASE", ""),
+    env = config_from_env()
+    cfg = replace(
+        env,
+        url=dc or env.url,
+        user=user or env.user,
+        password_file=password_file or env.password_file,
+        ca=ca or env.ca,
     )
     if not (cfg.url and cfg.user and cfg.password_file):
         raise InvalidInput(

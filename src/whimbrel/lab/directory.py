@@ -117,8 +117,9 @@ class SambaDc:
         for name in s.computers:
             self._computer(name)
 
-    def _run(self, *cmd: str, ns: bool = True) -> str:
-        full = ["ip", "netns", "exec", self.spec.netns, *cmd] if ns else list(cmd)
+    def _run(self, *cmd: str) -> str:
+        """``cmd`` inside the domain controller's namespace."""
+        full = ["ip", "netns", "exec", self.spec.netns, *cmd]
         p = subprocess.run(full, capture_output=True, text=True)
         if p.returncode != 0:
             raise LabError(

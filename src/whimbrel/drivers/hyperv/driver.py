@@ -30,34 +30,21 @@ from whimbrel.domain.vm import DomainEvent, DomainInfo, DomainSpec, Heartbeat, V
 from whimbrel.drivers.hyperv import moves
 from whimbrel.drivers.hyperv import wire as w
 from whimbrel.drivers.hyperv.errors import remote
-from whimbrel.drivers.hyperv.model import MIB, HvCluster, HvHost, HvSecurity, HvVm
+from whimbrel.drivers.hyperv.model import MIB, HvCluster, HvHost, HvSecurity, HvVm, state_of
 from whimbrel.drivers.hyperv.scripts import script
 from whimbrel.drivers.hyperv.transport import Transport
 from whimbrel.errors import Conflict, HypervisorError, NotFound, WhimbrelError, WrongState
 
-_STATES = {
-    "Running": VmState.RUNNING, "Starting": VmState.RUNNING, "Resuming": VmState.RUNNING,
-    "Reset": VmState.RUNNING, "Stopping": VmState.RUNNING, "Saving": VmState.RUNNING,
-    "FastSaving": VmState.RUNNING, "ForceShutdown": VmState.RUNNING,
-    "Off": VmState.STOPPED, "Saved": VmState.SAVED, "FastSaved": VmState.SAVED,
-    "Paused": VmState.PAUSED, "Pausing": VmState.PAUSED,
-}  # fmt: skip
 AUTH = {"CredSSP": Auth.MANAGED, "Kerberos": Auth.PEER}
 PERFORMANCE = {"TCPIP": Performance.TCP, "Compression": Performance.COMPRESSION,
                "SMB": Performance.PARALLEL}  # fmt: skip
 PRIORITY = {0: 0, 1: 1000, 2: 2000, 3: 3000}  # Whimbrel's none..high → the cluster group's
 
 
-def state_of(vm: HvVm) -> VmState:
-    return _STATES.get(vm.state, VmState.UNKNOWN)
-
-
 def disk_location(target: str) -> int:
     """Whimbrel's disk targets (vda, vdb, ...) are SCSI 0 locations 0, 1, ... here."""
     if target.startswith("vd") and len(target) == 3 and target[2].isalpha():
         return ord(target[2]) - ord("a")
-    if target.startswith("scsi0:") and target[6:].isdigit():
-        return int(target[6:])
     raise WrongState(
         "E_HYPERV_DISK_TARGET",
         f"disk target {target!r} names no SCSI location",
@@ -136,19 +123,10 @@ class HyperVHost:
             machine_types=h.supported_versions,
             virt_types=("hyperv",),
         )
-        pools = [
-            PoolInfo("local", h.vhd_path.rstrip("/"), h.vhd_size_bytes, h.vhd_free_bytes, True)
-        ]
-        pools += [
-            PoolInfo(
-                posixpath.basename(v.path.rstrip("/")), v.path.rstrip("/"), v.size, v.free, True
-            )
-            for v in (c.volumes if c else ())
-        ]
         return HostInventory(
             info=info,
             networks=tuple(NetworkInfo(s.name, s.switch_type, True) for s in h.switches),
-            pools=tuple(pools),
+            pools=tuple(_pools(h, c)),
             migration=self._migration(h, c),
             addresses=h.addresses,
         )
@@ -184,7 +162,8 @@ class HyperVHost:
     # -- disks and definitions ------------------------------------------------------
 
     def create_volume(self, pool: str, name: str, size_bytes: int, fmt: str) -> str:
-        pools = {p.name: p.path for p in self.inventory().pools}
+        # The facts just read will do: a full inventory is one more round trip per disk.
+        pools = {p.name: p.path for p in _pools(self.facts(), self.cluster())}
         if pool not in pools:
             raise NotFound(
                 "E_POOL_NOT_FOUND",
@@ -389,3 +368,13 @@ def _no_state_file() -> WhimbrelError:
         "Hyper-V keeps a saved state with its VM, not in a file of Whimbrel's choosing",
         "quick migration on Hyper-V is one operation (migrate with --quick)",
     )
+
+
+def _pools(h: HvHost, c: HvCluster | None) -> list[PoolInfo]:
+    """The host's default VHD folder ("local") and its cluster's shared volumes."""
+    local = h.vhd_path.rstrip("/")
+    out = [PoolInfo("local", local, h.vhd_size_bytes, h.vhd_free_bytes, True)]
+    for v in c.volumes if c else ():
+        path = v.path.rstrip("/")
+        out.append(PoolInfo(posixpath.basename(path), path, v.size, v.free, True))
+    return out

@@ -5,9 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from whimbrel.domain.vm import VmState
 from whimbrel.drivers.hyperv import wire as w
 
 MIB = 1 << 20
+# Hyper-V's VM states folded to Whimbrel's (transitions count as where they come from).
+_STATES = {
+    "Running": VmState.RUNNING, "Starting": VmState.RUNNING, "Resuming": VmState.RUNNING,
+    "Reset": VmState.RUNNING, "Stopping": VmState.RUNNING, "Saving": VmState.RUNNING,
+    "FastSaving": VmState.RUNNING, "ForceShutdown": VmState.RUNNING,
+    "Off": VmState.STOPPED, "Saved": VmState.SAVED, "FastSaved": VmState.SAVED,
+    "Paused": VmState.PAUSED, "Pausing": VmState.PAUSED,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -162,6 +171,10 @@ class HvVm:
                 if n.get("SwitchName")
             ),
         )
+
+
+def state_of(vm: HvVm) -> VmState:
+    return _STATES.get(vm.state, VmState.UNKNOWN)
 
 
 @dataclass(frozen=True)

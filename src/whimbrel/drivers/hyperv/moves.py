@@ -26,7 +26,7 @@ from whimbrel.domain.migration import DiskMove, MigrationRequest, MigrationResul
 from whimbrel.domain.vm import VmState
 from whimbrel.drivers.hyperv import wire as w
 from whimbrel.drivers.hyperv.errors import classify
-from whimbrel.drivers.hyperv.model import HvGroup, HvJob, HvVm, node
+from whimbrel.drivers.hyperv.model import HvGroup, HvJob, HvVm, node, state_of
 from whimbrel.drivers.hyperv.transport import parse_uri
 from whimbrel.errors import HypervisorError, WhimbrelError, WrongState
 
@@ -55,8 +55,6 @@ def migrate(drv: HyperVHost, name: str, req: MigrationRequest) -> None:
     started = time.monotonic()
     drv.report(name, True, 0, total)
     try:
-        from whimbrel.drivers.hyperv.driver import state_of
-
         offline = state_of(vm) in (VmState.STOPPED, VmState.SAVED)
         if (req.quick or offline) and vm.clustered and _is_node(drv, dest):
             cluster_move(drv, vm, dest, "Quick", total)  # an Off role just changes owner
@@ -135,8 +133,6 @@ def wait_job(drv: HyperVHost, name: str, path: str, total: int) -> None:
 def cluster_move(drv: HyperVHost, vm: HvVm, dest: str, kind: str, total: int) -> None:
     """Move the VM's role to node ``dest``; done when it owns it, not queued, and Online
     if it ran (an Off role only changes owner)."""
-    from whimbrel.drivers.hyperv.driver import state_of
-
     target = _short(dest)
     want = "Online" if state_of(vm) == VmState.RUNNING else "Offline"
     drv.call("cluster_move_role", Name=vm.name, Node=target, MigrationType=kind)

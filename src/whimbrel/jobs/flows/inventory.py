@@ -107,8 +107,9 @@ class HostRefresh(Flow):
             with ctx.sessions.begin() as s:
                 host = get_host(s, op.name)
                 apply_inventory(host, inv)
-                apply_domains(s, host, domains, busy_vms(s))
-                follow_moves(s, host, domains, busy_vms(s))
+                busy = busy_vms(s)
+                apply_domains(s, host, domains, busy)
+                follow_moves(s, host, domains, busy)
             return {"free_memory_mib": inv.info.free_memory_mib}
 
         return [FnStep("refresh", f"read the inventory of host {op.name}", refresh)]
