@@ -4,6 +4,8 @@ roles, node pauses and moves underneath."""
 
 from __future__ import annotations
 
+import time
+
 from tests.conftest import Api
 from tests.unit.hyperv_estate import estate, hv, new_vm  # noqa: F401  (fixtures)
 from tests.unit.test_api_migration import codes
@@ -237,3 +239,17 @@ def test_settings_written_to_the_host_and_the_clusters_limit_wins(
     estate.fail["migration_set"] = "Access is denied. (0x80070005)"
     assert hv.job("POST", "/hosts/hv01/migration", {"enabled": True})["state"] == "Exception"
     assert h.enabled is False and hv.call("GET", "/hosts/hv01/migration").json()["enabled"] is False
+
+
+def test_blackout_comes_from_this_move_only(estate: HyperVEstate) -> None:  # noqa: F811
+    """An older move's event 20415 must not be reported as this move's downtime."""
+    from whimbrel.drivers.hyperv import moves
+
+    d = estate.open(estate.uri("HV02"))
+    old = "completed the live migration of virtual machine 'x' with a blackout time of 9.9 seconds"
+    estate.events["HV02"] = [(time.time() - 600, old)]  # within the default 15 min
+    moves._RESULTS["x"] = (1500, 0, 0)
+    assert moves.result(d, "x", []).downtime_ms == 0
+    estate.events["HV02"].append((time.time(), old.replace("9.9", "0.4")))
+    moves._RESULTS["x"] = (1500, 0, 0)
+    assert moves.result(d, "x", []).downtime_ms == 400

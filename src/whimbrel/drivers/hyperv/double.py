@@ -127,7 +127,7 @@ class HyperVEstate:
         self.clusters: dict[str, DCluster] = {}
         self.files: dict[tuple[str, str], int] = {}
         self.jobs: dict[str, DJob] = {}
-        self.events: dict[str, list[str]] = {}
+        self.events: dict[str, list[tuple[float, str]]] = {}  # host → (time, VMMS message)
         self.directory = MemoryDirectory(domain)
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         self.fail: dict[str, str] = {}  # script name → message its next run throws

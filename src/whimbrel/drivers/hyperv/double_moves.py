@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from whimbrel.drivers.hyperv.double_inventory import host_error, refusal, vm_of
@@ -32,8 +33,11 @@ def relocate(e: HyperVEstate, src: DHost, dst: DHost, vm: DVm, vhds: dict[str, s
     del src.vms[vm.name]
     dst.vms[vm.name] = vm
     e.events.setdefault(dst.name, []).append(
-        f"The Virtual Machine Management Service successfully completed the live migration of "
-        f"virtual machine '{vm.name}' with a blackout time of 0.3 seconds."
+        (
+            time.time(),
+            "The Virtual Machine Management Service successfully completed the live migration "
+            f"of virtual machine '{vm.name}' with a blackout time of 0.3 seconds.",
+        )
     )
 
 
@@ -135,7 +139,8 @@ def vm_move_storage(e: HyperVEstate, h: DHost, Name: str, Vhds: list[dict[str, s
 
 
 def migration_blackout(e: HyperVEstate, h: DHost, VMName: str, SinceSeconds: int = 900) -> Any:
-    for msg in reversed(e.events.get(h.name, [])):
-        if f"'{VMName}'" in msg:
-            return {"Id": 20415, "TimeCreated": "2026-12-04T05:00:00.0000000Z", "Message": msg}
+    for at, msg in reversed(e.events.get(h.name, [])):
+        if f"'{VMName}'" in msg and at >= time.time() - SinceSeconds:
+            when = datetime.fromtimestamp(at, UTC).isoformat()
+            return {"Id": 20415, "TimeCreated": when, "Message": msg}
     return None

@@ -171,7 +171,9 @@ def result(drv: HyperVHost, name: str, strategy: list[str]) -> MigrationResult:
         total_ms, memory, disk = _RESULTS.pop(name, (0, 0, 0))
     downtime = 0
     try:
-        ev = drv.call("migration_blackout", VMName=name)
+        # Only this move's event: one from an earlier move of the VM would mislead.
+        since = total_ms // 1000 + 60
+        ev = drv.call("migration_blackout", VMName=name, SinceSeconds=since)
     except WhimbrelError:
         ev = None
     if isinstance(ev, dict):
