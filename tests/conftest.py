@@ -31,6 +31,17 @@ def wait_for(fn: Any, timeout: float = 30.0, period: float = 0.2) -> Any:
     raise AssertionError(f"timed out after {timeout} s")
 
 
+def assert_golden(path: Path, got: str) -> None:
+    """``got`` must equal the golden file; WHIMBREL_REGENERATE=1 rewrites every golden
+    file instead.  A missing golden file is a failure, never silently written."""
+    import os
+
+    if os.environ.get("WHIMBREL_REGENERATE"):
+        path.write_text(got)
+    assert path.exists(), f"no golden file {path}: run with WHIMBREL_REGENERATE=1 and review it"
+    assert got == path.read_text()
+
+
 def make_settings(root: Path) -> Settings:
     return Settings(
         home=root / "home", db_url=f"sqlite:///{root}/whimbrel.db", api_url="http://testserver"
@@ -198,6 +209,8 @@ def lab_manager(lab: Any) -> Iterator[Manager]:
 
     for cluster in lab.spec.clusters:
         api.ok("POST", "/clusters", {"name": cluster, "shared_paths": [shared_dir(cluster)]})
+        hb = str(lab.spec.cluster_dir(cluster) / "shared" / "heartbeat")
+        api.ok("POST", f"/clusters/{cluster}/settings", {"heartbeat_dir": hb})
     for h in lab.spec.hosts:
         api.ok("POST", "/hosts", {"name": h.name, "uri": h.uri, "cluster": h.cluster})
         api.ok("POST", f"/hosts/{h.name}/migration", h.migration_settings)
@@ -212,3 +225,8 @@ def lab_api(lab_manager: Manager) -> Iterator[Api]:
     yield api
     for vm in api.call("GET", "/vms").json():  # each test leaves the lab as it found it
         api.job("DELETE", f"/vms/{vm['name']}", params={"force": True})
+    from whimbrel.store.models import Host
+
+    with lab_manager.sessions.begin() as s:  # fences of this test count for no later one
+        for row in s.query(Host):
+            row.fenced_at = None

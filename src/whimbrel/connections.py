@@ -45,6 +45,28 @@ class ConnectionPool:
         with self._lock:
             return self._by_uri.setdefault(uri, drv)
 
+    def probe(self, uri: str, timeout_s: float) -> str:
+        """Ask the host for its domains on a fresh connection, waiting at most
+        ``timeout_s``; return "" if it answered, else why not.  The pool's own
+        connection is left alone, and a host that hangs holds only this probe."""
+        answer: list[str] = []
+
+        def ask() -> None:
+            try:
+                drv = self._opener(uri)
+                try:
+                    drv.list_domains()
+                finally:
+                    drv.close()
+                answer.append("")
+            except Exception as exc:  # any failure is an answer of "not alive"
+                answer.append(f"{type(exc).__name__}: {getattr(exc, 'cause', exc)}")
+
+        t = threading.Thread(target=ask, name=f"probe {uri}", daemon=True)
+        t.start()
+        t.join(timeout_s)
+        return answer[0] if answer else f"no answer within {timeout_s:g} s"
+
     def open_now(self) -> list[tuple[str, HostDriver]]:
         """The connections open at this moment (the monitor reads their events)."""
         with self._lock:

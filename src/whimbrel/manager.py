@@ -45,7 +45,6 @@ class Manager:
         opener: Opener | None = None,
         workers: int = 16,
         monitor_period_s: float = 5.0,
-        failover_grace_s: float = 5.0,
     ):
         self.settings = settings
         self.sessions: sessionmaker[Session] = open_store(settings.db_url)
@@ -55,7 +54,8 @@ class Manager:
         self.runner = JobRunner(
             self.sessions, registry(), self.conns, workers=workers, capacity=self.capacity
         )
-        watch = FailoverWatch(self.sessions, self.runner.submit, failover_grace_s)
+        # A poll unanswered for two periods and a bit counts as management silence.
+        watch = FailoverWatch(self.sessions, self.runner.submit, 2 * monitor_period_s + 2)
         self.monitor = InventoryMonitor(self.sessions, self.conns, monitor_period_s, watch=watch)
 
     def capacity(self, lock: str) -> int:

@@ -1,10 +1,13 @@
 """Keeps the store's view of hosts and VMs true to what the hosts report.
 
 Every few seconds each host is asked for its domains, and at once when the
-host pushes a lifecycle event (libvirt's domain events); a host that does not
-answer is marked unreachable (with libvirt's reason) and its VMs 'unknown', a
-VM its host no longer knows becomes 'missing'.  VMs that a running job holds
-are left to that job.  The HA monitor of a later release builds on this.
+host pushes a lifecycle event (libvirt's domain events).  Each answer, or its
+absence, is the management channel of the failover watch (``ha/watch.py``),
+which decides with the storage heartbeat what a silent host is.  A VM its host
+no longer knows becomes 'missing'; VMs that a running job holds are left to that
+job.  A host that answers again after it was silent is reconciled before it is
+marked connected (``ha/reconcile.py``): definitions of VMs that run elsewhere now
+are removed from it, never started.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.host import HostState
 from whimbrel.domain.vm import VmState
+from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import WhimbrelError
+from whimbrel.ha.reconcile import reconcile_returning
 from whimbrel.ha.watch import FailoverWatch
 from whimbrel.placement.refresh import refresh
 from whimbrel.store.models import Host
-from whimbrel.store.repo import apply_domains, busy_vms, follow_moves
+from whimbrel.store.repo import apply_domains, busy_vms, follow_moves, set_host_state
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +60,14 @@ class InventoryMonitor:
         self._thread = threading.Thread(target=self._loop, name="inventory-monitor", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop_loop(self) -> None:
+        """Stop the periodic loop; polls and ticks asked for still work (tests drive them)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+
+    def stop(self) -> None:
+        self.stop_loop()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _loop(self) -> None:
@@ -105,13 +114,13 @@ class InventoryMonitor:
     def _poll_host(self, name: str, uri: str, tracked: bool) -> None:
         try:
             try:
-                domains = {d.name: d.state for d in self.conns.for_uri(uri).list_domains()}
+                drv = self.conns.for_uri(uri)
+                found = drv.list_domains()
             except WhimbrelError as exc:
                 self.conns.drop(uri)
-                reason = f"{exc.cause} ({exc.detail})"[:500]
-                self._mark(name, HostState.UNREACHABLE, reason, None)
+                self._silent(name, f"{exc.cause} ({exc.detail})"[:500])
                 return
-            self._mark(name, HostState.CONNECTED, "", domains)
+            self._answered(name, drv, {d.name: d.state for d in found})
         except Exception:  # a poller thread must not die silently
             log.exception("poll of host %s failed", name)
             if not tracked:
@@ -121,24 +130,39 @@ class InventoryMonitor:
                 with self._lock:
                     self._inflight.discard(name)
 
-    def _mark(
-        self, host: str, state: HostState, reason: str, domains: dict[str, VmState] | None
-    ) -> None:
+    def _silent(self, host: str, reason: str) -> None:
         with self.sessions.begin() as s:
             row = s.scalar(select(Host).where(Host.name == host))
             if row is None:
                 return
-            changed = row.state != state
-            if changed:
-                log.warning("host %s is now %s %s", host, state, reason)
-            row.state, row.state_reason = state, reason
-            busy = busy_vms(s)
-            for vm, was, now in apply_domains(s, row, domains, busy):
-                log.info("VM %s on %s: %s -> %s", vm, host, was, now)
-            for vm, was in follow_moves(s, row, domains, busy):
-                log.warning("VM %s runs on %s now, not on %s: recorded", vm, host, was)
-            if changed and row.cluster is not None:  # seed 004: a node failed or came back
-                event = f"node {host} {'back' if domains is not None else 'failed'}"
-                refresh(s, event, row.cluster.name)
+            if row.state == HostState.CONNECTED:  # the watch refines it from here on
+                set_host_state(row, HostState.NOT_RESPONDING, f"management: {reason}")
+                log.warning("host %s does not answer: %s", host, reason)
+                apply_domains(s, row, None, busy_vms(s))
+                if row.cluster is not None:  # seed 004: a node failed
+                    refresh(s, f"node {host} failed", row.cluster.name)
         if self.watch is not None:
-            self.watch.seen(host, state, reason)
+            self.watch.seen(host, False, reason)
+
+    def _answered(self, host: str, drv: HostDriver, domains: dict[str, VmState]) -> None:
+        with self.sessions() as s:
+            row = s.scalar(select(Host).where(Host.name == host))
+            was = row.state if row is not None else HostState.CONNECTED
+        if was != HostState.CONNECTED:  # back from silence: clean up before it takes VMs
+            domains = reconcile_returning(self.sessions, host, drv, domains, was)
+        if self.watch is not None:  # before the state: the watch must not overwrite it
+            self.watch.seen(host, True)
+        with self.sessions.begin() as s:
+            row = s.scalar(select(Host).where(Host.name == host))
+            if row is None:
+                return
+            changed = set_host_state(row, HostState.CONNECTED, "")
+            if changed:
+                log.warning("host %s answers again (was %s)", host, was)
+            busy = busy_vms(s)
+            for vm, old, now in apply_domains(s, row, domains, busy):
+                log.info("VM %s on %s: %s -> %s", vm, host, old, now)
+            for vm, old in follow_moves(s, row, domains, busy):
+                log.warning("VM %s runs on %s now, not on %s: recorded", vm, host, old)
+            if changed and row.cluster is not None:  # seed 004: a node came back
+                refresh(s, f"node {host} back", row.cluster.name)

@@ -72,9 +72,23 @@ class OpClusterDelete(Op):
 
 @dataclass(frozen=True)
 class OpClusterSet(Op):
+    """Cluster settings; None leaves one as it is."""
+
     kind: ClassVar[str] = "cluster.set"
     name: str
-    reserve: int
+    reserve: int | None = None
+    detection_s: int | None = None
+    isolation_response: str | None = None
+    heartbeat_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class OpHaSet(Op):
+    """Fleet-wide failover guards."""
+
+    kind: ClassVar[str] = "ha.set"
+    fence_cap: int | None = None
+    fence_window_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +246,11 @@ class OpHostFailover(Op):
     name: str
     evidence: str = ""  # what the monitor saw: why the host is taken for lost
     confirmed_off: bool = False  # the administrator says it is off: no agent needed
+    approved: bool = False  # the administrator lets its agent fence it past the fence cap
+    heartbeat_seq: int = -1  # the storage heartbeat last seen: it must not have moved since
+    # An isolated host that stopped these HA VMs itself (isolation response): they
+    # restart elsewhere and the host, alive, is not fenced.
+    stopped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -261,6 +280,7 @@ ALL_OPS: tuple[type[Op], ...] = (
     OpHostMigrationSet,
     OpVmMigrate,
     OpClusterSet,
+    OpHaSet,
     OpVmHa,
     OpHostMaintenanceStart,
     OpHostMaintenanceStop,
@@ -285,7 +305,7 @@ def op_from_dict(data: dict[str, Any]) -> Op:
     if cls is OpClusterCreate:
         data["shared_paths"] = tuple(data.get("shared_paths", ()))
     # JSON lists back to tuples
-    for key in ("networks", "addresses", "ignore", "plan", "back", "saved"):
+    for key in ("networks", "addresses", "ignore", "plan", "back", "saved", "stopped"):
         if isinstance(data.get(key), list):
             data[key] = tuple(data[key])
     return cls(**data)

@@ -145,7 +145,7 @@ def test_monitor_follows_what_hosts_report(hosts: Api, fleet: FakeFleet) -> None
     fleet.hosts["f2"].up = False
     api.manager.monitor.poll_once()
     h2 = api.call("GET", "/hosts/f2").json()
-    assert h2["state"] == "unreachable" and "does not answer" in h2["state_reason"]
+    assert h2["state"] == "not responding" and "does not answer" in h2["state_reason"]
     fleet.hosts["f2"].up = True
     api.manager.monitor.poll_once()
     assert api.call("GET", "/hosts/f2").json()["state"] == "connected"

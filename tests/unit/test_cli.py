@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import Api
+from tests.conftest import Api, assert_golden
 from whimbrel.cli import context
 from whimbrel.cli.client import Client
 from whimbrel.cli.main import app, report
@@ -54,9 +53,7 @@ def test_commands_and_tables(cli: CliRunner) -> None:
     assert code == 0 and "host.add f1: Completed" in out
     code, out, _ = run(cli, "host", "list")
     golden = GOLDEN / "cli-host-list.txt"
-    if os.environ.get("WHIMBREL_REGENERATE") or not golden.exists():
-        golden.write_text(out)
-    assert out == golden.read_text()
+    assert_golden(golden, out)
     code, out, _ = run(
         cli, "vm", "create", "v1", "--host", "f1", "--disk-mib", "8", "--pool", "csv"
     )

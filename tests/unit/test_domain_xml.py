@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import assert_golden
 from whimbrel.domain.vm import BootSpec, DiskSpec, DomainSpec, Heartbeat
 from whimbrel.drivers.libvirt.xml import domain_xml, volume_xml
 
@@ -45,9 +45,7 @@ SPECS = {
 def test_domain_xml_matches_golden(name: str) -> None:
     got = domain_xml(SPECS[name])
     path = GOLDEN / f"domain-{name}.xml"
-    if os.environ.get("WHIMBREL_REGENERATE") or not path.exists():
-        path.write_text(got)
-    assert got == path.read_text()
+    assert_golden(path, got)
 
 
 def test_volume_xml() -> None:

@@ -21,7 +21,10 @@ from whimbrel.store.repo import cluster_of_vm, get_cluster, get_vm
 
 
 class ClusterSetIn(BaseModel):
-    reserve: int
+    reserve: int | None = None
+    detection_s: int | None = None
+    isolation_response: str | None = None
+    heartbeat_dir: str | None = None
 
 
 class HaIn(BaseModel):
@@ -39,7 +42,7 @@ def add_routes(
 ) -> None:
     @app.post("/api/v1/clusters/{name}/settings", dependencies=deps, status_code=202)
     def set_cluster(name: str, body: ClusterSetIn) -> JSONResponse:
-        return submit(OpClusterSet(name, body.reserve))
+        return submit(OpClusterSet(name, **body.model_dump()))
 
     @app.post("/api/v1/clusters/{name}/verify", dependencies=deps)
     def verify_cluster(name: str) -> dict[str, Any]:

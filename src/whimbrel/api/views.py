@@ -19,6 +19,8 @@ def host_view(h: Host, detail: bool = False) -> dict[str, Any]:
         "cluster": h.cluster.name if h.cluster else None,
         "state": h.state,
         "state_reason": h.state_reason,
+        "state_since": _ts(h.state_since),
+        "fenced_at": _ts(h.fenced_at),
         "maintenance": h.maintenance,
         "hostname": h.hostname,
         "cpu_model": h.cpu_model,
@@ -31,6 +33,7 @@ def host_view(h: Host, detail: bool = False) -> dict[str, Any]:
     }
     if detail:
         out |= {
+            "events": h.events,
             "host_uuid": h.host_uuid,
             "arch": h.arch,
             "hypervisor": f"{h.hypervisor} {h.hypervisor_version}",
@@ -80,6 +83,9 @@ def cluster_view(c: Cluster) -> dict[str, Any]:
     return {
         "name": c.name,
         "reserve": c.reserve,
+        "detection_s": c.detection_s,
+        "isolation_response": c.isolation_response,
+        "heartbeat_dir": c.heartbeat_dir,
         "hosts": sorted(h.name for h in c.hosts),
         "shared_storage": [s.path for s in c.shared_storage],
         "vms": sorted(v.name for h in c.hosts for v in h.vms),

@@ -46,6 +46,40 @@ def fence_set(
 
 
 @fence_app.command("confirm")
-def fence_confirm(host: str, wait: bool = WAIT) -> None:
-    """You switched the lost HOST off yourself: restart its HA VMs elsewhere now."""
-    _run(client().post(f"/hosts/{host}/fence/confirm"), wait)
+def fence_confirm(
+    host: str,
+    off: bool = typer.Option(False, "--off", help="You switched it off yourself: no agent is run."),
+    wait: bool = WAIT,
+) -> None:
+    """Your word on a lost HOST: its agent fences it past the fence cap (or, with --off or
+    no agent, you say it is off), then its HA VMs restart elsewhere."""
+    _run(client().post(f"/hosts/{host}/fence/confirm", {"off": off}), wait)
+
+
+failover_app = typer.Typer(
+    help="The fleet's failover guards: how many hosts may be fenced without your word.",
+    no_args_is_help=True,
+)
+
+
+@failover_app.command("show")
+def failover_show(json: bool = JSON) -> None:
+    data = client().get("/ha")
+    if json:
+        return emit_json(out, data)
+    out.print(
+        f"at most {data['fence_cap']} host(s) fenced automatically in "
+        f"{data['fence_window_s']} s (and never more than half of a cluster); more wait for "
+        "'whimbrel host fence confirm'"
+    )
+    if data["manager_isolated"]:
+        out.print("[red]the manager lost most hosts at once: it fences nothing[/]")
+
+
+@failover_app.command("set")
+def failover_set(
+    fence_cap: int | None = typer.Option(None, help="Hosts fenced without your word per window."),
+    fence_window_s: int | None = typer.Option(None, "--fence-window-s", help="The window (s)."),
+    wait: bool = WAIT,
+) -> None:
+    _run(client().post("/ha", {"fence_cap": fence_cap, "fence_window_s": fence_window_s}), wait)

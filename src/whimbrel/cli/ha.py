@@ -28,12 +28,39 @@ def show_overcommit(name: str, oc: dict[str, Any] | None) -> None:
 
 def cluster_set(
     name: str,
-    reserve: int = typer.Option(..., help="Node failures the cluster must absorb."),
+    reserve: int | None = typer.Option(None, help="Node failures the cluster must absorb."),
+    detection_s: int | None = typer.Option(
+        None,
+        "--detection-s",
+        help="Seconds both liveness channels of a node must be silent before it is lost "
+        "(default 15; its heartbeat service stops its own VMs after 60 % of it).",
+    ),
+    isolation_response: str | None = typer.Option(
+        None,
+        help="What a node cut from its peers but not from its storage does with its HA VMs: "
+        "leave (default), shutdown or power-off (then they restart elsewhere).",
+    ),
+    heartbeat_dir: str | None = typer.Option(
+        None,
+        help="Where this machine mounts the cluster's heartbeat directory "
+        "('' for SHARED_PATH/heartbeat).",
+    ),
     wait: bool = WAIT,
 ) -> None:
-    """Set the cluster reserve; the over-commit verdict is recomputed."""
-    _run(client().post(f"/clusters/{name}/settings", {"reserve": reserve}), wait)
-    show_overcommit(name, client().get(f"/clusters/{name}")["overcommit"])
+    """Set the cluster reserve and failure detection; the over-commit verdict is recomputed."""
+    body = {
+        "reserve": reserve,
+        "detection_s": detection_s,
+        "isolation_response": isolation_response,
+        "heartbeat_dir": heartbeat_dir,
+    }
+    _run(client().post(f"/clusters/{name}/settings", body), wait)
+    c = client().get(f"/clusters/{name}")
+    show_overcommit(name, c["overcommit"])
+    out.print(
+        f"cluster {name}: a node is lost after {c['detection_s']} s of silence on both "
+        f"channels; isolation response {c['isolation_response']}"
+    )
 
 
 def cluster_verify(name: str, json: bool = JSON) -> None:

@@ -47,12 +47,13 @@ def host_list(json: bool = JSON) -> None:
     table(
         out,
         "Hosts",
-        ["NAME", "CLUSTER", "STATE", "URI", "CPUS", "FREE/TOTAL MEMORY", "VIRT", "VMS"],
+        ["NAME", "CLUSTER", "STATE", "SINCE", "URI", "CPUS", "FREE/TOTAL MEMORY", "VIRT", "VMS"],
         [
             [
                 h["name"],
                 h["cluster"] or "-",
                 h["state"] + (" (maintenance)" if h["maintenance"] else ""),
+                h["state_since"][11:19] if h["state_since"] else "-",
                 h["uri"],
                 f"{h['cpus']} {h['cpu_model']}",
                 f"{mib(h['free_memory_mib'])} / {mib(h['memory_mib'])}",
@@ -62,6 +63,9 @@ def host_list(json: bool = JSON) -> None:
             for h in hosts
         ],
     )
+    for h in hosts:  # what the state rests on, for every host that is not plainly fine
+        if h["state"] != "connected" and h["state_reason"]:
+            out.print(f"{h['name']}: {h['state_reason']}", highlight=False, soft_wrap=True)
 
 
 @host_app.command("show")
@@ -72,8 +76,10 @@ def host_show(name: str, json: bool = JSON) -> None:
     h["machine_types"] = (
         f"{len(h['machine_types'])} (newest: {max(h['machine_types'], default='-')})"
     )
-    nets, pools = h.pop("networks"), h.pop("pools")
+    nets, pools, events = h.pop("networks"), h.pop("pools"), h.pop("events")
     fields(out, f"Host {name}", h)
+    if events:
+        table(out, "Events", ["AT", "EVENT"], [[e["at"], e["event"]] for e in events])
     table(
         out,
         "Networks",

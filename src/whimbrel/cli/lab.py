@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
 
 from whimbrel.cli.context import client, err, out, settings
 from whimbrel.cli.inventory import JSON
 from whimbrel.cli.render import emit_json, table
 from whimbrel.errors import NotFound
+from whimbrel.ha.heartbeat import HEARTBEAT_DIR
+from whimbrel.lab import faults
 from whimbrel.lab.directory import SambaDc
 from whimbrel.lab.directory import from_env as dc_from_env
 from whimbrel.lab.lab import Lab, status_dicts
@@ -78,6 +82,10 @@ def lab_enroll() -> None:
                 c.post("/clusters", {"name": cluster, "shared_paths": [shared_dir(cluster)]}), err
             )
             out.print(f"cluster {cluster} created")
+        # The manager's machine sees the lab's shared storage under the lab's own root.
+        hb = str(spec.cluster_dir(cluster) / "shared" / HEARTBEAT_DIR)
+        if c.get(f"/clusters/{cluster}")["heartbeat_dir"] != hb:
+            c.follow(c.post(f"/clusters/{cluster}/settings", {"heartbeat_dir": hb}), err)
     for h in spec.hosts:
         try:
             c.get(f"/hosts/{h.name}")
@@ -117,6 +125,54 @@ def lab_connect(name: str) -> None:
     """Mend the links 'lab isolate' cut."""
     _lab().isolate(name, cut=False)
     out.print(f"host {name}: links up")
+
+
+@lab_app.command("hang-libvirtd")
+def lab_hang_libvirtd(
+    name: str, seconds: float = typer.Option(30.0, help="How long it stays frozen.")
+) -> None:
+    """Freeze HOST's libvirtd (SIGSTOP) for a while, then let it go on: a hung daemon."""
+    lab = _lab()
+    faults.freeze_libvirtd(lab, name)
+    err.print(f"libvirtd of {name} frozen for {seconds:g} s")
+    try:
+        time.sleep(seconds)
+    finally:
+        faults.freeze_libvirtd(lab, name, frozen=False)
+    err.print(f"libvirtd of {name} runs again")
+
+
+@lab_app.command("restart-libvirtd")
+def lab_restart_libvirtd(name: str) -> None:
+    """Kill HOST's libvirtd and start it again; its VMs run on."""
+    faults.restart_libvirtd(_lab(), name)
+    err.print(f"libvirtd of {name} restarted")
+
+
+@lab_app.command("cut-storage")
+def lab_cut_storage(name: str) -> None:
+    """HOST can no longer write its cluster's shared storage (its heartbeat stops)."""
+    faults.cut_storage(_lab(), name)
+    err.print(f"{name} cut from its shared storage")
+
+
+@lab_app.command("mend-storage")
+def lab_mend_storage(name: str) -> None:
+    faults.cut_storage(_lab(), name, cut=False)
+    err.print(f"{name} writes its shared storage again")
+
+
+@lab_app.command("cut-manager")
+def lab_cut_manager() -> None:
+    """This machine (the manager) loses every lab host; the hosts still reach each other."""
+    faults.cut_manager(_lab())
+    err.print("the manager's link to the lab is cut")
+
+
+@lab_app.command("mend-manager")
+def lab_mend_manager() -> None:
+    faults.cut_manager(_lab(), cut=False)
+    err.print("the manager's link to the lab is back")
 
 
 @lab_app.command("untrust")

@@ -7,8 +7,9 @@ import sys
 import typer
 
 from whimbrel.cli.context import err
-from whimbrel.cli.failover import fence_app
+from whimbrel.cli.failover import failover_app, fence_app
 from whimbrel.cli.ha import cluster_set, cluster_verify, ha_app, vm_place, vm_repair
+from whimbrel.cli.heartbeat import heartbeat_app
 from whimbrel.cli.hyperv import hyperv_app
 from whimbrel.cli.inventory import cluster_app, host_app
 from whimbrel.cli.jobs import job_app
@@ -39,6 +40,8 @@ vm_app.command("place")(vm_place)
 vm_app.command("repair")(vm_repair)
 cluster_app.command("set")(cluster_set)
 cluster_app.command("verify")(cluster_verify)
+app.add_typer(failover_app, name="failover")
+app.add_typer(heartbeat_app, name="heartbeat")
 app.add_typer(pki_app, name="pki")
 app.add_typer(hyperv_app, name="hyperv")
 app.command("serve")(serve)

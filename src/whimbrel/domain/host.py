@@ -9,8 +9,40 @@ from whimbrel.domain.migration import HostMigration
 
 
 class HostState(StrEnum):
+    """What is known of a host, from its two liveness channels (see ``ha/liveness.py``).
+
+    * ``connected``: its management connection answers.
+    * ``not responding``: the management connection is silent but the host still
+      renews its storage heartbeat (or nothing proves it dead): its VMs are left alone.
+    * ``isolated``: silent on management, alive on storage, and it reports that it
+      cannot reach its peers: the cluster's isolation response applies.
+    * ``lost``: both channels silent for the cluster's failure-detection time.
+    * ``fenced``: failover powered it off; it stays so until it answers again.
+    """
+
     CONNECTED = "connected"
-    UNREACHABLE = "unreachable"
+    NOT_RESPONDING = "not responding"
+    ISOLATED = "isolated"
+    LOST = "lost"
+    FENCED = "fenced"
+
+
+class IsolationResponse(StrEnum):
+    """What a host cut off from its peers but not from its storage does with its HA VMs
+    (vSphere HA's host isolation response)."""
+
+    LEAVE = "leave"  # keep them running: nobody else starts them
+    SHUTDOWN = "shutdown"  # guest shutdown (ACPI), powered off after a grace time
+    POWER_OFF = "power-off"  # stopped at once
+
+
+#: Failure detection defaults, per cluster.  vSphere HA takes a host for failed
+#: after about 15 s without network heartbeats and then checks its datastore
+#: heartbeats; Proxmox waits 60 s before fencing.  15 s of silence on *both*
+#: channels keeps vSphere's speed while a hung libvirtd (storage still beating)
+#: never counts as a failure.
+DETECTION_S = 15
+DETECTION_MIN_S, DETECTION_MAX_S = 5, 600
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,18 @@
-"""When a lost host is failed over: the HA monitor's decision.
+"""When a host is failed over: the HA monitor's decision, on proof only.
 
-The inventory monitor reports every poll of every host here.  A host that
-stops answering (its libvirt connection closed, or libvirt's keepalive gave
-up on it) is lost from that moment; once it has stayed lost for the grace
-period and still holds HA VMs that are down, a ``host.failover`` job is
-submitted with what was seen, and again every ``retry_s`` while VMs remain
-down (a disk still locked, no capacity yet).  A host that answers again
-before the grace period ends is a blip, and nothing happens.
+The inventory monitor reports every poll of every host here (the management
+channel); each tick also reads the clusters' storage heartbeats (the second
+channel) and turns both into each host's state with its evidence
+(:mod:`whimbrel.ha.liveness`).  A ``host.failover`` job is submitted only for a
+host ``lost`` on both channels for its cluster's detection time, and only while:
+
+* the manager has not lost most hosts at once (then it is the isolated one);
+* the fence cap allows it (else the host waits for ``host fence confirm``);
+* no failover of that host runs, and ``retry_s`` passed since the last one.
+
+An ``isolated`` host whose isolation response stopped HA VMs gets a failover
+that restarts just those, without fencing the host: it is alive and said so.
+Each tick also writes each cluster's policy next to the heartbeats.
 """
 
 from __future__ import annotations
@@ -16,28 +22,36 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from whimbrel.domain.host import HostState
+from whimbrel.domain.host import DETECTION_S, HostState
 from whimbrel.domain.job import FINAL_JOB_STATES
 from whimbrel.drivers import keeps_own_cluster
 from whimbrel.errors import WhimbrelError
+from whimbrel.ha.guards import fence_refusal, manager_isolated
+from whimbrel.ha.heartbeat import Policy, write_policy
+from whimbrel.ha.liveness import Clock, Liveness, Verdict
+from whimbrel.ha.storage import heartbeat_dir
 from whimbrel.jobs.flows.failover import stranded
 from whimbrel.ops import Op, OpHostFailover
-from whimbrel.store.models import Host, Job
+from whimbrel.store.models import Cluster, Host, Job
+from whimbrel.store.repo import apply_domains, busy_vms, set_host_state
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Lost:
-    since: float  # monotonic time of the first failed poll
-    at: str  # wall-clock time of it, for the record
-    reason: str
-    polls: int = 1
-    tried: float = 0.0  # monotonic time of the last failover submitted
+@dataclass(frozen=True)
+class _Node:
+    name: str
+    uri: str
+    state: str
+    cluster: str
+    detection_s: float
+    hb_dir: Path | None
 
 
 class FailoverWatch:
@@ -45,77 +59,176 @@ class FailoverWatch:
         self,
         sessions: sessionmaker[Session],
         submit: Callable[[Op], int],
-        grace_s: float = 5.0,
+        overdue_s: float = 12.0,
         retry_s: float = 15.0,
+        storage_period_s: float = 1.0,
+        clock: Clock = time.monotonic,
     ):
         self.sessions, self.submit = sessions, submit
-        self.grace_s, self.retry_s = grace_s, retry_s
-        self.lost: dict[str, Lost] = {}
-        self._lock = threading.Lock()  # hosts are polled from threads of their own
+        self.retry_s, self.storage_period_s = retry_s, storage_period_s
+        self.clock = clock
+        self.liveness = Liveness(overdue_s, clock)
+        self.manager_isolated = False
+        self.verdicts: dict[str, Verdict] = {}
+        self._tried: dict[str, float] = {}
+        self._policies: dict[str, Policy] = {}
+        self._storage_read = float("-inf")
+        self._lock = threading.Lock()  # polls report from threads of their own
 
-    def seen(self, host: str, state: HostState, reason: str) -> None:
+    def seen(self, host: str, ok: bool, reason: str = "") -> None:
         with self._lock:
-            if state == HostState.CONNECTED:
-                if self.lost.pop(host, None) is not None:
-                    log.warning("host %s answers again", host)
-                return
-            if host in self.lost:
-                self.lost[host].polls += 1
-            else:
-                self.lost[host] = Lost(time.monotonic(), time.strftime("%H:%M:%S"), reason)
+            self.liveness.management(host, ok, reason)
 
-    @staticmethod
-    def _evidence(lost: Lost) -> str:
-        return (
-            f"lost at {lost.at}: {lost.reason}; no answer for "
-            f"{time.monotonic() - lost.since:.1f} s over {lost.polls} poll(s)"
-        )
+    # -- one tick -------------------------------------------------------------
 
     def tick(self) -> list[str]:
-        """Submit the failovers that are due; return the hosts they are for."""
-        now = time.monotonic()
+        """Judge every host, record what changed, submit the failovers that are due;
+        return the hosts failovers were submitted for."""
+        nodes, policies = self._read_fleet()
+        now = self.clock()
+        if not 0 <= now - self._storage_read < self.storage_period_s:  # due, or clock reset
+            self._storage_read = now
+            self._write_policies(nodes, policies)
+            for n in nodes:
+                with self._lock:
+                    self.liveness.storage(n.name, n.hb_dir)
         with self._lock:
-            due = [
-                h
-                for h, lost in self.lost.items()
-                if now - lost.since >= self.grace_s and now - lost.tried >= self.retry_s
-            ]
-        started = []
-        for host in due:
-            with self.sessions() as s:
-                if not stranded(s, host) or self._running(s, host) or _own_cluster(s, host):
-                    continue
-            with self._lock:
-                lost = self.lost.get(host)
-                if lost is None:  # it answered meanwhile
-                    continue
-                lost.tried = now
-                evidence = self._evidence(lost)
-            try:
-                job = self.submit(OpHostFailover(host, evidence))
-            except WhimbrelError as exc:  # the host came back, or nothing is left to do
-                log.info("no failover for host %s: %s", host, exc.cause)
+            verdicts = {n.name: self.liveness.verdict(n.name, n.detection_s) for n in nodes}
+        silent = sum(v.state != HostState.CONNECTED for v in verdicts.values())
+        isolated = manager_isolated(silent, len(nodes))
+        if isolated and not self.manager_isolated:
+            log.error(
+                "the manager lost %d of %d hosts at once: it takes itself for isolated and "
+                "fences nothing",
+                silent,
+                len(nodes),
+            )
+        elif self.manager_isolated and not isolated:
+            log.warning("the manager reaches its hosts again (%d of %d silent)", silent, len(nodes))
+        self.manager_isolated, self.verdicts = isolated, verdicts
+        waiting = self._record(nodes, verdicts)
+        return self._failovers(nodes, verdicts, waiting)
+
+    def _read_fleet(self) -> tuple[list[_Node], dict[str, Policy]]:
+        nodes: list[_Node] = []
+        policies: dict[str, Policy] = {}
+        with self.sessions() as s:
+            clusters = s.scalars(
+                select(Cluster).options(
+                    selectinload(Cluster.hosts).selectinload(Host.vms),
+                    selectinload(Cluster.shared_storage),
+                )
+            ).all()
+            for c in clusters:
+                hb = heartbeat_dir(c)
+                kvm = [h for h in c.hosts if not keeps_own_cluster(h.uri)]
+                if hb is not None and kvm:
+                    policies[str(hb)] = Policy(
+                        cluster=c.name,
+                        detection_s=c.detection_s,
+                        isolation_response=c.isolation_response,
+                        members={h.name: urlsplit(h.uri).hostname or "" for h in kvm},
+                        ha_vms=tuple(sorted(v.name for h in kvm for v in h.vms if v.ha)),
+                    )
+                for h in c.hosts:
+                    nodes.append(_Node(h.name, h.uri, h.state, c.name, c.detection_s, hb))
+            for h in s.scalars(select(Host).where(Host.cluster_id.is_(None))):
+                nodes.append(_Node(h.name, h.uri, h.state, "", DETECTION_S, None))
+        return nodes, policies
+
+    def _write_policies(self, nodes: list[_Node], policies: dict[str, Policy]) -> None:
+        for where, policy in policies.items():
+            if self._policies.get(where) == policy:
                 continue
-            log.warning("host %s lost: failover job %d (%s)", host, job, evidence)
-            started.append(host)
+            try:
+                write_policy(Path(where), policy)
+                self._policies[where] = policy
+            except OSError as exc:
+                log.warning("cannot write the HA policy of cluster %s: %s", policy.cluster, exc)
+
+    def _record(self, nodes: list[_Node], verdicts: dict[str, Verdict]) -> dict[str, str]:
+        """Write each silent host's state and evidence; return the lost hosts whose
+        fencing waits for the administrator, with why."""
+        waiting: dict[str, str] = {}
+        with self.sessions.begin() as s:
+            busy = busy_vms(s)
+            for n in nodes:
+                v = verdicts[n.name]
+                if v.state == HostState.CONNECTED:
+                    continue  # the monitor records a host that answers, after reconciling it
+                h = s.scalar(select(Host).where(Host.name == n.name))
+                if h is None:
+                    continue
+                state, evidence = v.state, v.evidence
+                if h.state == HostState.FENCED:
+                    state = HostState.FENCED  # off until it answers again
+                    evidence = f"fenced; {v.evidence}"
+                elif self.manager_isolated:
+                    evidence += (
+                        "; the manager lost most hosts at once: it takes itself for "
+                        "isolated and fences nothing"
+                    )
+                elif v.state == HostState.LOST and not keeps_own_cluster(n.uri):
+                    why = fence_refusal(s, h)
+                    if why:
+                        waiting[n.name] = why
+                        evidence += (
+                            f"; failover waits for 'whimbrel host fence confirm {n.name}': {why}"
+                        )
+                if set_host_state(h, state, evidence):
+                    log.warning("host %s is now %s: %s", n.name, state, evidence)
+                apply_domains(s, h, None, busy)  # what runs there is unknown now
+        return waiting
+
+    def _failovers(
+        self, nodes: list[_Node], verdicts: dict[str, Verdict], waiting: dict[str, str]
+    ) -> list[str]:
+        if self.manager_isolated:
+            return []
+        now = self.clock()
+        started = []
+        for n in nodes:
+            v = verdicts[n.name]
+            if keeps_own_cluster(n.uri) or n.name in waiting:
+                continue
+            if v.state == HostState.LOST:
+                op = OpHostFailover(n.name, v.evidence, heartbeat_seq=v.seq)
+            elif v.state == HostState.ISOLATED and v.stopped:
+                with self.sessions() as s:
+                    down = {vm.name for vm in stranded(s, n.name)}
+                stopped = tuple(vm for vm in v.stopped if vm in down)
+                if not stopped:
+                    continue
+                op = OpHostFailover(n.name, v.evidence, heartbeat_seq=v.seq, stopped=stopped)
+            else:
+                continue
+            if now - self._tried.get(n.name, float("-inf")) < self.retry_s:
+                continue
+            with self.sessions() as s:
+                if not stranded(s, n.name) or _running(s, n.name):
+                    continue
+                h = s.scalar(select(Host).where(Host.name == n.name))
+                if h is not None and not op.stopped and fence_refusal(s, h):
+                    continue  # one just submitted for another host fills the cap
+            self._tried[n.name] = now
+            try:
+                job = self.submit(op)
+            except WhimbrelError as exc:  # it came back, or nothing is left to do
+                log.info("no failover for host %s: %s", n.name, exc.cause)
+                continue
+            log.warning("host %s %s: failover job %d (%s)", n.name, v.state, job, v.evidence)
+            started.append(n.name)
         return started
 
-    @staticmethod
-    def _running(s: Session, host: str) -> bool:
-        return (
-            s.scalar(
-                select(Job.id).where(
-                    Job.kind == OpHostFailover.kind,
-                    Job.subject == host,
-                    Job.state.not_in(list(FINAL_JOB_STATES)),
-                )
+
+def _running(s: Session, host: str) -> bool:
+    return (
+        s.scalar(
+            select(Job.id).where(
+                Job.kind == OpHostFailover.kind,
+                Job.subject == host,
+                Job.state.not_in(list(FINAL_JOB_STATES)),
             )
-            is not None
         )
-
-
-def _own_cluster(s: Session, host: str) -> bool:
-    """A Hyper-V node's failover cluster restarts its roles itself: Whimbrel does not
-    fence or restart there, the monitor follows each role to its new owner."""
-    row = s.scalar(select(Host).where(Host.name == host))
-    return row is not None and keeps_own_cluster(row.uri)
+        is not None
+    )

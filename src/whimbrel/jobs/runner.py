@@ -75,6 +75,10 @@ class _Run:
         conns.drop(conns.uri_of(host_name))
         return conns.for_host(host_name)
 
+    def probe(self, host_name: str, timeout_s: float) -> str:
+        conns = self._runner.conns
+        return conns.probe(conns.uri_of(host_name), timeout_s)
+
     def progress(self, phase: str, percent: int, message: str = "", **extra: Any) -> None:
         with self.sessions.begin() as s:
             job = s.get_one(Job, self.job_id)

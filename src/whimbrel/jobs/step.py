@@ -35,6 +35,10 @@ class JobContext(Protocol):
         """Drop the host's connection and open a new one (after the host restarted)."""
         ...
 
+    def probe(self, host_name: str, timeout_s: float) -> str:
+        """Whether the host answers on a fresh connection now: "" if so, else why not."""
+        ...
+
     def progress(self, phase: str, percent: int, message: str = "", **extra: Any) -> None: ...
 
     def step_progress(self, fraction: float, phase: str, message: str = "", **extra: Any) -> None:

@@ -4,7 +4,8 @@ Run as ``ip netns exec NS unshare --mount --uts --propagation private
 python -m whimbrel.lab.hostinit PLAN.json``.  It bind-mounts the host's own
 /run, /etc/libvirt, /var/{lib,log,cache}/libvirt and storage (bind mounts, not
 overlays: a libvirtd restarted on an overlay could not reach the monitor
-sockets of the VMs it left running), starts virtlockd, then becomes libvirtd.
+sockets of the VMs it left running), starts virtlockd and the storage heartbeat
+service, then becomes libvirtd.
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ def main(plan_file: str) -> None:
         if time.monotonic() > deadline or lockd.poll() is not None:
             sys.exit("virtlockd did not start; see /var/log/libvirt/virtlockd.log")
         time.sleep(0.02)
+    if plan.get("heartbeat"):
+        log = open("/var/log/libvirt/heartbeat.log", "ab")  # noqa: SIM115 - the service's
+        subprocess.Popen(
+            [sys.executable, "-m", "whimbrel.ha.hostd", *plan["heartbeat"]],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     sys.stdout.flush()
     os.execvp("libvirtd", ["libvirtd", "--listen", "-f", "/etc/libvirt/libvirtd.conf"])
 

@@ -57,7 +57,7 @@ def _alive(pid: int | None) -> bool:
     except OSError:
         return False
     comm, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2]
-    return state != "Z" and comm in ("libvirtd", "python3", "python", "ip", "unshare")
+    return state != "Z" and comm in ("libvirtd", "python3", "python", "ip", "unshare", "nsenter")
 
 
 class Lab:
@@ -171,6 +171,15 @@ class Lab:
                     "mounts": mounts,
                     "virtlockd_pid": str(d / "virtlockd.pid"),
                     "hide_dev": ["kvm"] if hide_kvm else [],
+                    # the storage heartbeat service, beside libvirtd as on a real host
+                    "heartbeat": [
+                        "--host",
+                        host.name,
+                        "--storage",
+                        shared_dir(host.cluster),
+                        "--gateway",
+                        self.spec.gateway(0),
+                    ],
                     "dev_stash": str(d / "machine-dev"),
                 },
                 indent=2,
@@ -331,6 +340,9 @@ class Lab:
                 netns.delete_link(host.veth(net))
         for net in ("mgmt", "mig"):
             netns.delete_link(self.spec.bridge(net))
+        # the manager's own cut (lab/faults.py), if a test left it
+        subnet = f"10.{self.spec.octet}.0.0/24"
+        netns.ip("rule", "del", "prohibit", "to", subnet, "priority", "90", check=False)
         if self.spec.root.exists():
             shutil.rmtree(self.spec.root)
         say(f"lab {self.spec.name!r} removed")

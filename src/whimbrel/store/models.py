@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from whimbrel.domain.host import HostState
+from whimbrel.domain.host import DETECTION_S, HostState, IsolationResponse
 
 
 def utcnow() -> datetime:
@@ -41,6 +41,13 @@ class Cluster(Base):
     # The last reserve verdict (placement/reserve.py), recomputed on the seed's
     # four events: reserve changed, node failed or removed, node added, new VM.
     overcommit: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Failure detection: both liveness channels silent this long make a node lost.
+    detection_s: Mapped[int] = mapped_column(Integer, default=DETECTION_S)
+    # What a node cut from its peers but not from its storage does with its HA VMs.
+    isolation_response: Mapped[str] = mapped_column(String(16), default=IsolationResponse.LEAVE)
+    # Where the manager reads its nodes' storage heartbeats ("": the heartbeat
+    # directory of the first shared path, when the manager's machine mounts it).
+    heartbeat_dir: Mapped[str] = mapped_column(String(4096), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     hosts: Mapped[list[Host]] = relationship(back_populates="cluster")
     shared_storage: Mapped[list[SharedStorage]] = relationship(
@@ -66,7 +73,12 @@ class Host(Base):
     uri: Mapped[str] = mapped_column(String(1024), unique=True)
     cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"), nullable=True)
     state: Mapped[str] = mapped_column(String(32), default=HostState.CONNECTED)
-    state_reason: Mapped[str] = mapped_column(Text, default="")
+    state_reason: Mapped[str] = mapped_column(Text, default="")  # the evidence
+    state_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    fenced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # What happened to the host that an administrator should know (fenced, cleaned
+    # up on its return): [{"at": ISO time, "event": text}], newest last, bounded.
+    events: Mapped[list[Any]] = mapped_column(default=list)
     hostname: Mapped[str] = mapped_column(String(255), default="")
     host_uuid: Mapped[str] = mapped_column(String(64), default="")
     arch: Mapped[str] = mapped_column(String(32), default="")
@@ -236,3 +248,14 @@ class JobStep(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     job: Mapped[Job] = relationship(back_populates="steps")
+
+
+class HaSettings(Base):
+    """Fleet-wide failover guards: one row."""
+
+    __tablename__ = "ha_settings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # At most this many hosts fenced automatically within the window; more wait
+    # for the administrator's 'host fence confirm'.
+    fence_cap: Mapped[int] = mapped_column(Integer, default=1)
+    fence_window_s: Mapped[int] = mapped_column(Integer, default=900)

@@ -169,3 +169,22 @@ def vms_on(s: Session, host: Host) -> list[Vm]:
     """The VMs placed on ``host``, with their disks and host loaded."""
     q = select(Vm).where(Vm.host_id == host.id)
     return list(s.scalars(q.options(selectinload(Vm.disks), selectinload(Vm.host))))
+
+
+MAX_HOST_EVENTS = 50
+
+
+def note_event(host: Host, event: str) -> None:
+    """Record on the host something an administrator should know (newest last)."""
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    host.events = [*host.events, {"at": at, "event": event}][-MAX_HOST_EVENTS:]
+
+
+def set_host_state(host: Host, state: str, evidence: str) -> bool:
+    """Set the host's state and its evidence; ``state_since`` moves only when the
+    state changes.  Returns whether it changed."""
+    changed = host.state != state
+    if changed:
+        host.state_since = datetime.now(UTC)
+    host.state, host.state_reason = state, evidence
+    return changed

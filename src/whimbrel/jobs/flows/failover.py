@@ -12,23 +12,38 @@ with E_DISK_LOCKED, the job reports it, and the monitor tries again later.
 
 from __future__ import annotations
 
+import threading
+import time
+from datetime import UTC, datetime
+
 from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.host import HostState
 from whimbrel.domain.vm import VmState
-from whimbrel.errors import Conflict, NotFound, WrongState
+from whimbrel.errors import Conflict, InvalidInput, NotFound, WrongState
 from whimbrel.ha.fence import check_config, fence
+from whimbrel.ha.guards import check_ha_settings, fence_refusal, ha_settings
+from whimbrel.ha.heartbeat import read_record
+from whimbrel.ha.storage import heartbeat_dir
 from whimbrel.jobs.children import Child, run_children
 from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.flows.vm_common import spec_of
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
-from whimbrel.ops import OpHostFailover, OpHostFenceSet, OpVmRecover
+from whimbrel.ops import OpHaSet, OpHostFailover, OpHostFenceSet, OpVmRecover
 from whimbrel.placement.inventory import sites
 from whimbrel.placement.refresh import refresh
 from whimbrel.placement.turns import place_in_turn, restart_order
 from whimbrel.store.models import Vm
-from whimbrel.store.repo import busy_vms, cluster_of_vm, get_host, get_vm, vms_on
+from whimbrel.store.repo import (
+    busy_vms,
+    cluster_of_vm,
+    get_host,
+    get_vm,
+    note_event,
+    set_host_state,
+    vms_on,
+)
 
 # A VM in one of these states on a lost host is down and waits for its restart.
 DOWN = {VmState.UNKNOWN, VmState.MISSING, VmState.CRASHED}
@@ -69,6 +84,45 @@ class HostFenceSet(Flow):
         return [FnStep("set", f"set the fence agent of host {op.name}", put, back)]
 
 
+class HaSet(Flow):
+    op_type = OpHaSet
+
+    def locks(self, op: OpHaSet) -> list[str]:
+        return ["ha-settings"]
+
+    def validate(self, op: OpHaSet, s: Session, conns: ConnectionPool) -> None:
+        if op.fence_cap is None and op.fence_window_s is None:
+            raise InvalidInput("E_NOTHING_TO_SET", "no setting given", "give at least one setting")
+        check_ha_settings(op.fence_cap, op.fence_window_s)
+
+    def steps(self, op: OpHaSet) -> list[Step]:
+        given = {
+            k: v
+            for k, v in (("fence_cap", op.fence_cap), ("fence_window_s", op.fence_window_s))
+            if v is not None
+        }
+
+        def put(ctx: JobContext, values: dict[str, int]) -> StepResult:
+            """Undo: the old values come back."""
+            with ctx.sessions.begin() as s:
+                row = ha_settings(s, for_update=True)
+                old = {k: getattr(row, k) for k in values}
+                for k, v in values.items():
+                    setattr(row, k, v)
+            return {"old": old}
+
+        def back(ctx: JobContext, r: StepResult) -> None:
+            put(ctx, dict((r or {}).get("old", {})))
+
+        what = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in given.items())
+        return [FnStep("set", f"failover guards: {what}", lambda ctx: put(ctx, given), back)]
+
+
+# One fencing decision at a time: the cap is read and the fence recorded together.
+_FENCING = threading.Lock()
+PROBE_S = 5.0
+
+
 class HostFailover(Flow):
     op_type = OpHostFailover
 
@@ -91,21 +145,47 @@ class HostFailover(Flow):
             )
 
     def steps(self, op: OpHostFailover) -> list[Step]:
+        def verify(ctx: JobContext) -> StepResult:
+            """Both channels once more, right before anything is done.  Undo: none."""
+            ctx.step_progress(0.0, "verify", f"checking host {op.name} once more")
+            return check_still_down(ctx, op)
+
         def do_fence(ctx: JobContext) -> StepResult:
             """Undo: none; a host switched off stays off until someone starts it."""
-            with ctx.sessions() as s:
-                config = dict(get_host(s, op.name).fence)
-            if op.confirmed_off:
-                proof = {"agent": "administrator", "proof": "confirmed off by the administrator"}
-            else:
-                ctx.step_progress(0.0, "fence", f"fencing host {op.name}")
-                proof = fence(op.name, config).to_dict()
+            if op.stopped:
+                proof = {
+                    "agent": "none",
+                    "proof": f"not fenced: host {op.name} is alive on storage, isolated, and "
+                    f"reports it stopped {', '.join(op.stopped)} itself",
+                }
+                return {"evidence": op.evidence, **proof}
+            with _FENCING, ctx.sessions() as s:
+                h = get_host(s, op.name)
+                config = dict(h.fence)
+                why = "" if op.confirmed_off or op.approved else fence_refusal(s, h, ctx.job_id)
+                if why:
+                    raise Conflict(
+                        "E_FENCE_CAP",
+                        f"host {op.name} is lost but not fenced automatically: {why}",
+                        f"make sure it is really dead, then 'whimbrel host fence confirm "
+                        f"{op.name}' (its agent fences it) or raise the cap with "
+                        "'whimbrel ha set --fence-cap N'",
+                    )
+                if op.confirmed_off and not op.approved:
+                    proof = {
+                        "agent": "administrator",
+                        "proof": "confirmed off by the administrator",
+                    }
+                else:
+                    ctx.step_progress(0.0, "fence", f"fencing host {op.name}")
+                    proof = fence(op.name, config).to_dict()
+                mark_fenced(ctx, op.name, proof["proof"])
             ctx.progress("fence", 0, f"host {op.name} is off: {proof['proof']}", fenced=proof)
             return {"evidence": op.evidence, **proof}
 
         def restart(ctx: JobContext) -> StepResult:
             """Undo: none; each restart undoes itself if it fails."""
-            kids = _children(ctx, op.name)
+            kids = _children(ctx, op.name, op.stopped)
             run_children(ctx, kids, "restart", stop_on_failure=False)
             bad = [c for c in kids if not c.ok]
             if bad:
@@ -122,16 +202,68 @@ class HostFailover(Flow):
             return {"restarted": [{"vm": c.vm, "to": c.to, "job": c.job} for c in kids]}
 
         return [
-            FnStep("fence", f"power host {op.name} off and prove it", do_fence),
-            FnStep("restart", f"restart the HA VMs of host {op.name}", restart, weight=10),
+            FnStep(VERIFY, f"check that host {op.name} is still silent on both channels", verify),
+            FnStep(FENCE, f"power host {op.name} off and prove it", do_fence),
+            FnStep(RESTART, f"restart the HA VMs of host {op.name}", restart, weight=10),
         ]
 
 
-def _children(ctx: JobContext, host: str) -> list[Child]:
-    """One restart per stranded VM, each on the best node left after the ones before."""
+VERIFY, FENCE, RESTART = "verify", "fence", "restart"
+
+
+def check_still_down(ctx: JobContext, op: OpHostFailover) -> StepResult:
+    """Raise E_HOST_ALIVE if either channel shows the host alive (for an isolated host
+    with stopped VMs: unless its heartbeat still says it stopped them)."""
+    with ctx.sessions() as s:
+        c = get_host(s, op.name).cluster
+        hb = heartbeat_dir(c) if c is not None else None
+    seen: dict[str, object] = {}
+    if op.heartbeat_seq >= 0 and hb is not None:
+        first = read_record(hb, op.name)
+        time.sleep(2 * (first.interval_s if first else 1.0))  # give a live host time to beat
+        rec = read_record(hb, op.name)
+        seen["heartbeat_seq"] = rec.seq if rec else None
+        if op.stopped:
+            missing = [v for v in op.stopped if rec is None or v not in rec.stopped]
+            if missing:
+                raise _alive(
+                    op.name, f"its heartbeat no longer reports {', '.join(missing)} stopped"
+                )
+            return {"heartbeat": "isolated, VMs stopped by the host", **seen}
+        if rec is not None and rec.seq != op.heartbeat_seq:
+            raise _alive(
+                op.name, f"its storage heartbeat moved (seq {op.heartbeat_seq} -> {rec.seq})"
+            )
+    answer = ctx.probe(op.name, PROBE_S)
+    if not answer and not op.stopped:
+        raise _alive(op.name, "its management connection answers again")
+    seen["management"] = answer or "answers"
+    return seen
+
+
+def _alive(host: str, why: str) -> WrongState:
+    return WrongState(
+        "E_HOST_ALIVE",
+        f"host {host} is not dead: {why}; nothing was fenced or restarted",
+        "nothing to do: its VMs are left where they are; 'whimbrel host show' tells its state",
+    )
+
+
+def mark_fenced(ctx: JobContext, host: str, proof: str) -> None:
+    with ctx.sessions.begin() as s:
+        h = get_host(s, host)
+        set_host_state(h, HostState.FENCED, f"fenced: {proof}")
+        h.fenced_at = datetime.now(UTC)
+        note_event(h, f"fenced: {proof}")
+
+
+def _children(ctx: JobContext, host: str, only: tuple[str, ...] = ()) -> list[Child]:
+    """One restart per stranded VM (of ``only``, if given), each on the best node left
+    after the ones before."""
     kids: list[Child] = []
     with ctx.sessions() as s:
-        turns, _ = place_in_turn(s, stranded(s, host), sites(s))
+        down = [v for v in stranded(s, host) if not only or v.name in only]
+        turns, _ = place_in_turn(s, down, sites(s))
         for t in turns:
             to = t.best.host if t.best is not None else ""  # "": the child says why it cannot
             kids.append(Child(t.vm.name, "restart", OpVmRecover(t.vm.name, to, host), to))
@@ -202,4 +334,4 @@ class VmRecover(Flow):
         ]
 
 
-FLOWS: list[Flow] = [HostFenceSet(), HostFailover(), VmRecover()]
+FLOWS: list[Flow] = [HostFenceSet(), HaSet(), HostFailover(), VmRecover()]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
+from whimbrel.domain.host import DETECTION_MAX_S, DETECTION_MIN_S, DETECTION_S, IsolationResponse
 from whimbrel.errors import InsufficientResources, InvalidInput, WrongState
 from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.flows.vm_common import own_cluster
@@ -29,36 +31,67 @@ class ClusterSet(Flow):
 
     def validate(self, op: OpClusterSet, s: Session, conns: ConnectionPool) -> None:
         get_cluster(s, op.name)
-        if not 0 <= op.reserve <= 63:
-            raise InvalidInput(
-                "E_RESERVE_INVALID",
-                f"a cluster reserve of {op.reserve} nodes is not possible",
-                "give the number of node failures to absorb, 0 to 63 (default 1)",
-            )
+        check_cluster_settings(op)
 
     def steps(self, op: OpClusterSet) -> list[Step]:
-        """Set the reserve and recompute the verdict.  Undo: the old reserve, recomputed."""
+        """Set what was given; a new reserve recomputes the verdict.
+        Undo: the old settings, recomputed."""
+        fields = ("reserve", "detection_s", "isolation_response", "heartbeat_dir")
 
-        def put(ctx: JobContext, reserve: int) -> StepResult:
+        def put(ctx: JobContext, values: dict[str, Any]) -> StepResult:
             with ctx.sessions.begin() as s:
                 c = get_cluster(s, op.name)
-                old, c.reserve = c.reserve, reserve
-                verdict = refresh(s, "reserve changed", op.name)[op.name]
+                old = {f: getattr(c, f) for f in values}
+                for f, v in values.items():
+                    setattr(c, f, v)
+                event = "reserve changed" if "reserve" in values else "settings changed"
+                verdict = refresh(s, event, op.name)[op.name]
             ctx.progress("set", 100, verdict.reason, overcommit=verdict.to_dict())
             return {"old": old, "overcommit": verdict.to_dict()}
 
         def undo(ctx: JobContext, r: StepResult) -> None:
             assert r is not None
-            put(ctx, int(r["old"]))
+            put(ctx, dict(r["old"]))
 
-        return [
-            FnStep(
-                "set",
-                f"cluster {op.name}: reserve {op.reserve}",
-                lambda ctx: put(ctx, op.reserve),
-                undo,
-            )
-        ]
+        given = {f: getattr(op, f) for f in fields if getattr(op, f) is not None}
+        what = ", ".join(f"{f.replace('_', ' ')} {v}" for f, v in given.items())
+        return [FnStep("set", f"cluster {op.name}: {what}", lambda ctx: put(ctx, given), undo)]
+
+
+def check_cluster_settings(op: OpClusterSet) -> None:
+    """Refuse a setting that cannot work, before anything changes."""
+    if op.reserve is not None and not 0 <= op.reserve <= 63:
+        raise InvalidInput(
+            "E_RESERVE_INVALID",
+            f"a cluster reserve of {op.reserve} nodes is not possible",
+            "give the number of node failures to absorb, 0 to 63 (default 1)",
+        )
+    if op.detection_s is not None and not DETECTION_MIN_S <= op.detection_s <= DETECTION_MAX_S:
+        raise InvalidInput(
+            "E_DETECTION_TIME_INVALID",
+            f"a failure-detection time of {op.detection_s} s is not possible",
+            f"give whole seconds from {DETECTION_MIN_S} to {DETECTION_MAX_S} (default "
+            f"{DETECTION_S}): a host is lost after both its channels are silent this long, and "
+            "it stops its own VMs after 60 % of it",
+        )
+    responses = [r.value for r in IsolationResponse]
+    if op.isolation_response is not None and op.isolation_response not in responses:
+        raise InvalidInput(
+            "E_ISOLATION_RESPONSE_INVALID",
+            f"{op.isolation_response!r} is not an isolation response",
+            "use one of " + ", ".join(responses) + " (default leave)",
+        )
+    if op.heartbeat_dir is not None and op.heartbeat_dir and not op.heartbeat_dir.startswith("/"):
+        raise InvalidInput(
+            "E_INVALID_PATH",
+            f"heartbeat directory {op.heartbeat_dir!r} is not an absolute path",
+            "give where the manager's machine mounts the cluster's heartbeat directory, "
+            "or '' for SHARED_PATH/heartbeat",
+        )
+    if all(
+        v is None for v in (op.reserve, op.detection_s, op.isolation_response, op.heartbeat_dir)
+    ):
+        raise InvalidInput("E_NOTHING_TO_SET", "no setting given", "give at least one setting")
 
 
 class VmHa(Flow):
