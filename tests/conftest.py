@@ -54,11 +54,11 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     s = make_settings(tmp_path)
     if request.param == "postgresql":
         server: str = request.getfixturevalue("postgres")
-        return Settings(s.home, _fresh_database(server), s.api_url)
+        return Settings(s.home, fresh_database(server), s.api_url)
     return s
 
 
-def _fresh_database(server: str) -> str:
+def fresh_database(server: str) -> str:
     import uuid
 
     import psycopg
@@ -69,43 +69,58 @@ def _fresh_database(server: str) -> str:
     return f"postgresql+psycopg://postgres@/{name}?host={server}"
 
 
+class PgServer:
+    """A throwaway PostgreSQL server on a unix socket, which a test may stop and start."""
+
+    def __init__(self) -> None:
+        import glob
+        import os
+        import shutil
+        import tempfile
+
+        initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not initdb or os.geteuid() != 0 or shutil.which("runuser") is None:
+            if os.environ.get("WHIMBREL_REQUIRE_LAB"):
+                pytest.fail("PostgreSQL tests must run here: install postgresql-15 (make deps)")
+            pytest.skip("no PostgreSQL server binaries")
+        self.bindir = Path(initdb[-1]).parent
+        # Not under pytest's tmp tree: that is root's alone, and the server runs as postgres.
+        self.root = Path(tempfile.mkdtemp(prefix="whimbrel-pg-"))
+        self.data, self.sock = self.root / "data", self.root / "sock"
+        self.sock.mkdir()
+        shutil.chown(self.root, "postgres")
+        shutil.chown(self.sock, "postgres")
+        self._pg("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+        self.start()
+
+    def _pg(self, tool: str, *args: str) -> None:
+        import subprocess
+
+        cmd = ["runuser", "-u", "postgres", "--", str(self.bindir / tool), *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, (cmd, proc.stdout, proc.stderr)
+
+    def start(self) -> None:
+        opts = f"-k {self.sock} -c listen_addresses='' -c fsync=off -c max_connections=300"
+        log = str(self.root / "log")
+        self._pg("pg_ctl", "-D", str(self.data), "-o", opts, "-w", "-l", log, "start")
+
+    def stop(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+
+    def remove(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.root)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[str]:
     """A throwaway PostgreSQL server on a unix socket; yields the socket directory."""
-    import glob
-    import os
-    import shutil
-    import subprocess
-
-    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not initdb or os.geteuid() != 0 or shutil.which("runuser") is None:
-        if os.environ.get("WHIMBREL_REQUIRE_LAB"):
-            pytest.fail("PostgreSQL tests must run here: install postgresql-15 (make deps)")
-        pytest.skip("no PostgreSQL server binaries")
-    bindir = Path(initdb[-1]).parent
-    import tempfile
-
-    # Not under pytest's tmp tree: that is root's alone, and the server runs as postgres.
-    root = Path(tempfile.mkdtemp(prefix="whimbrel-pg-"))
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    shutil.chown(root, "postgres")
-    shutil.chown(sock, "postgres")
-
-    def as_pg(*cmd: str) -> None:
-        proc = subprocess.run(
-            ["runuser", "-u", "postgres", "--", *cmd], capture_output=True, text=True
-        )
-        assert proc.returncode == 0, (cmd, proc.stdout, proc.stderr)
-
-    as_pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-    opts = f"-k {sock} -c listen_addresses='' -c fsync=off -c max_connections=300"
-    as_pg(
-        str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-l", str(root / "log"), "start"
-    )
-    yield str(sock)
-    as_pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-    shutil.rmtree(root)
+    server = PgServer()
+    yield str(server.sock)
+    server.remove()
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from whimbrel.errors import InvalidInput
+
 DEFAULT_PORT = 8470
 
 
@@ -19,6 +21,8 @@ class Settings:
     home: Path
     db_url: str
     api_url: str
+    # Finished jobs older than this are pruned (jobs with cleanup left are kept).
+    job_retention_days: float = 30.0
 
     @property
     def token_file(self) -> Path:
@@ -51,4 +55,15 @@ def load() -> Settings:
     home = Path(os.environ.get("WHIMBREL_HOME", Path.home() / ".local/share/whimbrel"))
     db_url = os.environ.get("WHIMBREL_DB_URL", f"sqlite:///{home / 'whimbrel.db'}")
     api_url = os.environ.get("WHIMBREL_URL", f"http://127.0.0.1:{DEFAULT_PORT}")
-    return Settings(home=home, db_url=db_url, api_url=api_url.rstrip("/"))
+    days = os.environ.get("WHIMBREL_JOB_RETENTION_DAYS", "30")
+    try:
+        retention = float(days)
+    except ValueError:
+        retention = -1.0
+    if not 0 < retention <= 36500:
+        raise InvalidInput(
+            "E_INVALID_SETTING",
+            f"WHIMBREL_JOB_RETENTION_DAYS={days!r} is not a number of days",
+            "give how many days finished jobs are kept, such as 30 (the default)",
+        )
+    return Settings(home, db_url, api_url.rstrip("/"), retention)

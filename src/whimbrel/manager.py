@@ -52,7 +52,12 @@ class Manager:
         pki = settings.client_pki_dir
         self.conns = ConnectionPool(self.sessions, opener or (lambda uri: open_host(uri, pki)))
         self.runner = JobRunner(
-            self.sessions, registry(), self.conns, workers=workers, capacity=self.capacity
+            self.sessions,
+            registry(),
+            self.conns,
+            workers=workers,
+            capacity=self.capacity,
+            retention_days=settings.job_retention_days,
         )
         # A poll unanswered for two periods and a bit counts as management silence.
         watch = FailoverWatch(self.sessions, self.runner.submit, 2 * monitor_period_s + 2)

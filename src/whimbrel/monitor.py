@@ -50,6 +50,7 @@ class InventoryMonitor:
         self.event_check_s = event_check_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.last_pass = time.time()  # of the loop, for /health
         # One thread per host being asked: a host that hangs (cut off, waiting for
         # libvirt's keepalive) delays neither the others nor the failover watch.
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="host-poll")
@@ -81,6 +82,7 @@ class InventoryMonitor:
                     self.poll_events(wait=False)
                 if self.watch is not None:
                     self.watch.tick()
+                self.last_pass = time.time()
             except Exception:  # the monitor must outlive any one bad answer
                 log.exception("inventory poll failed")
 

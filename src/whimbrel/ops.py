@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from whimbrel.domain.migration import DEFAULT_POLICY
 from whimbrel.errors import InvalidInput
 
 
@@ -190,11 +191,11 @@ class OpVmMigrate(Op):
     include_storage: bool = False
     storage_path: str = ""  # a pool name, or a pool's directory, on the destination
     quick: bool = False
-    downtime_ms: int = 300
-    max_downtime_ms: int = 2000
-    auto_converge: bool = True
+    downtime_ms: int = DEFAULT_POLICY.downtime_ms
+    max_downtime_ms: int = DEFAULT_POLICY.max_downtime_ms
+    auto_converge: bool = DEFAULT_POLICY.auto_converge
     postcopy: bool = False
-    timeout_s_per_gib: float = 60.0
+    timeout_s_per_gib: float = DEFAULT_POLICY.timeout_s_per_gib
     on_timeout: str = "abort"
     bandwidth_mib_s: int = 0
     ignore: tuple[str, ...] = ()

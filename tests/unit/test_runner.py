@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import wait_for
 from whimbrel.config import Settings
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.job import JobState
 from whimbrel.drivers.fake import FakeFleet
-from whimbrel.errors import HypervisorError
+from whimbrel.errors import HostUnreachable, HypervisorError, WrongState
+from whimbrel.jobs import janitor
 from whimbrel.jobs.flow import Flow, FlowRegistry
 from whimbrel.jobs.runner import JobRunner
-from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
-from whimbrel.ops import OpHostRefresh
+from whimbrel.jobs.step import FnStep, JobContext, Observed, Step, StepResult, Truth
+from whimbrel.ops import OpHostRefresh, OpHostRemove
 from whimbrel.store.db import open_store
 from whimbrel.store.models import Job, JobStep
 
@@ -31,6 +35,8 @@ class Script:
         self.fail_undo: set[int] = set()
         self.gate: dict[str, threading.Event] = {}  # "name:index"
         self.entered: dict[str, threading.Event] = {}
+        self.host_down: set[int] = set()  # undos that find their host silent
+        self.seen: dict[int, Truth] = {}  # what observing each step finds after a restart
 
 
 class ScriptFlow(Flow):
@@ -38,7 +44,7 @@ class ScriptFlow(Flow):
     script: ClassVar[Script] = Script()
 
     def locks(self, op: OpHostRefresh) -> list[str]:
-        return [f"x:{op.name}"]
+        return [f"vm:{op.name}"]
 
     def steps(self, op: OpHostRefresh) -> list[Step]:
         sc = self.script
@@ -61,8 +67,15 @@ class ScriptFlow(Flow):
                 sc.log.append(f"{op.name}:undo{i}")
                 if i in sc.fail_undo:
                     raise HypervisorError("E_UNDO", f"undo {i} broke", "clean up by hand")
+                if i in sc.host_down:
+                    raise HostUnreachable("E_HOST_UNREACHABLE", "host h9 does not answer", "")
 
-            return FnStep(f"s{i}", f"step {i}", do, undo)
+            def observe(ctx: JobContext) -> Observed:
+                sc.log.append(f"{op.name}:observe{i}")
+                truth = sc.seen.get(i, Truth.UNKNOWN)
+                return Observed(truth, f"the test says {truth}", {"i": i, "observed": True})
+
+            return FnStep(f"s{i}", f"step {i}", do, undo, observe=observe)
 
         return [make(i) for i in range(3)]
 
@@ -71,7 +84,10 @@ def _runner(settings: Settings) -> tuple[JobRunner, Script]:
     ScriptFlow.script = Script()
     sessions = open_store(settings.db_url)
     runner = JobRunner(
-        sessions, FlowRegistry([ScriptFlow()]), ConnectionPool(sessions, FakeFleet().open)
+        sessions,
+        FlowRegistry([ScriptFlow()]),
+        ConnectionPool(sessions, FakeFleet().open),
+        janitor_s=3600,  # the tests call the janitor themselves
     )
     return runner, ScriptFlow.script
 
@@ -161,10 +177,11 @@ def test_jobs_sharing_a_lock_queue_instead_of_failing(running: tuple[JobRunner, 
     assert a_log == ["a:do0", "a:do1", "a:do2"] * 2
 
 
-def test_restart_undoes_jobs_the_old_manager_left_running(settings: Settings) -> None:
+def _killed_in_step_1(settings: Settings) -> tuple[JobRunner, Script, int]:
+    """What a manager killed in the middle of step 1 leaves in the store, and a new
+    runner over it."""
     runner, sc = _runner(settings)
     job_id = runner.submit(OpHostRefresh("a"))
-    # What a manager killed in the middle of step 1 leaves in the store:
     with runner.sessions.begin() as s:
         job = s.get_one(Job, job_id)
         job.state = JobState.RUNNING
@@ -172,12 +189,155 @@ def test_restart_undoes_jobs_the_old_manager_left_running(settings: Settings) ->
         job.steps[1].state = "running"
     fresh, _ = _runner(settings)
     ScriptFlow.script = sc
+    return fresh, sc, job_id
+
+
+def test_restart_cannot_tell_so_it_undoes_the_interrupted_step_too(settings: Settings) -> None:
+    fresh, sc, job_id = _killed_in_step_1(settings)
+    assert fresh.recover() == [job_id]
+    job = fresh.wait(job_id)
+    assert job.state == JobState.KILLED and job.rollback == "clean"
+    assert sc.log == ["a:observe1", "a:undo1", "a:undo0"]
+    assert job.progress["recovery"]["truth"] == "unknown"
+
+
+def test_restart_carries_on_a_job_whose_interrupted_step_took_effect(settings: Settings) -> None:
+    fresh, sc, job_id = _killed_in_step_1(settings)
+    sc.seen[1] = Truth.DONE  # the VM runs on the destination, say
     fresh.recover()
-    with fresh.sessions() as s:
+    job = fresh.wait(job_id)
+    assert job.state == JobState.COMPLETED and job.manual_fix == ""
+    assert sc.log == ["a:observe1", "a:do2"]  # nothing replayed, nothing undone
+    assert _steps(fresh, job_id) == ["done", "done", "done"]
+    assert job.steps[1].result == {"i": 1, "observed": True}
+
+
+def test_restart_rolls_back_what_came_before_a_step_that_never_took_effect(
+    settings: Settings,
+) -> None:
+    fresh, sc, job_id = _killed_in_step_1(settings)
+    sc.seen[1] = Truth.NOT_DONE  # the VM still runs on its source
+    fresh.recover()
+    job = fresh.wait(job_id)
+    assert job.state == JobState.TERMINATED and job.rollback == "clean"
+    assert job.manual_fix == ""  # no false "fix by hand"
+    assert sc.log == ["a:observe1", "a:undo0"]
+    assert _steps(fresh, job_id) == ["undone", "failed", "pending"]
+    assert job.error is not None and job.error["code"] == "E_INTERRUPTED"
+
+
+def test_restart_between_two_steps_goes_on_from_the_next(settings: Settings) -> None:
+    runner, sc = _runner(settings)
+    job_id = runner.submit(OpHostRefresh("a"))
+    with runner.sessions.begin() as s:
         job = s.get_one(Job, job_id)
-        assert job.state == JobState.KILLED
-        assert job.rollback == "clean"
-    assert sc.log == ["a:undo1", "a:undo0"]
+        job.state = JobState.RUNNING
+        for k in (0, 1):
+            job.steps[k].state, job.steps[k].result = "done", {"i": k}
+    fresh, _ = _runner(settings)
+    ScriptFlow.script = sc
+    fresh.recover()
+    assert fresh.wait(job_id).state == JobState.COMPLETED
+    assert sc.log == ["a:do2"]
+
+
+def test_an_undo_whose_host_is_silent_waits_for_it_and_blocks_the_vm(
+    running: tuple[JobRunner, Script],
+) -> None:
+    runner, sc = running
+    sc.fail_do, sc.host_down = {2}, {1}
+    job = runner.wait(runner.submit(OpHostRefresh("a")))
+    assert job.state == JobState.EXCEPTION and job.rollback == "pending"
+    assert job.manual_fix == ""  # not a fix by hand: it will be done
+    assert _steps(runner, job.id) == ["undone", "undo_pending", "failed"]
+    # A later job on the same VM is told what blocks it, and changes nothing.
+    with pytest.raises(WrongState) as exc:
+        runner.submit(OpHostRefresh("a"))
+    assert exc.value.code == "E_CLEANUP_PENDING" and "step 2 (step 1)" in exc.value.cause
+    assert runner.submit(OpHostRefresh("b"))  # other VMs are not held up
+    # The host answers again: the next try does it, and the VM is free.
+    sc.host_down.clear()
+    sc.fail_do.clear()
+    # (The janitor waits while a job still holds the VM: the first job's thread may
+    # not have let go of it yet.)
+    wait_for(lambda: janitor.retry_pending(runner) == 1, timeout=10, period=0.1)
+    with runner.sessions() as s:
+        done = s.get_one(Job, job.id)
+        assert done.rollback == "clean" and "waited for its host is done" in done.message
+    assert _steps(runner, job.id) == ["undone", "undone", "failed"]
+    assert runner.wait(runner.submit(OpHostRefresh("a"))).state == JobState.COMPLETED
+
+
+def test_a_bad_scheduling_pass_does_not_stop_the_scheduler(
+    running: tuple[JobRunner, Script],
+) -> None:
+    runner, _ = running
+    with runner.sessions.begin() as s:  # a job no flow knows: every pass trips on it
+        s.add(Job(kind="vm.teleport", subject="x", op={}, state=JobState.NEW, locks=[]))
+    time.sleep(1.2)
+    job = runner.wait(runner.submit(OpHostRefresh("a")))
+    assert job.state == JobState.COMPLETED
+    assert runner.health()["scheduler"] < 2
+
+
+def test_parents_waiting_for_children_take_no_worker(settings: Settings) -> None:
+    ScriptFlow.script = sc = Script()
+    sessions = open_store(settings.db_url)
+    runner = JobRunner(
+        sessions,
+        FlowRegistry([ScriptFlow(), ParentFlow()]),
+        ConnectionPool(sessions, FakeFleet().open),
+        workers=1,
+    )
+    runner.start()
+    try:
+        # Two parents at once, each waiting for two children, with a single worker.
+        parents = [runner.submit(OpHostRemove(f"p{k}")) for k in range(2)]
+        for p in parents:
+            assert runner.wait(p, timeout=30).state == JobState.COMPLETED
+        assert sorted(e for e in sc.log if e.endswith("do2")) == [
+            "p0-c0:do2",
+            "p0-c1:do2",
+            "p1-c0:do2",
+            "p1-c1:do2",
+        ]
+    finally:
+        runner.stop()
+
+
+class ParentFlow(Flow):
+    """A drain in miniature: it submits two script jobs and waits for them."""
+
+    op_type = OpHostRemove
+    waits_for_children = True
+
+    def locks(self, op: OpHostRemove) -> list[str]:
+        return [f"host:{op.name}"]
+
+    def steps(self, op: OpHostRemove) -> list[Step]:
+        def wait_for_kids(ctx: JobContext) -> StepResult:
+            kids = [ctx.submit(OpHostRefresh(f"{op.name}-c{k}")) for k in range(2)]
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                with ctx.sessions() as s:
+                    states = [s.get_one(Job, k).state for k in kids]
+                if all(st == JobState.COMPLETED for st in states):
+                    return {"children": kids}
+                time.sleep(0.05)
+            raise HypervisorError("E_TEST", "children starved", "")
+
+        return [FnStep("drain", "wait for the children", wait_for_kids)]
+
+
+def test_finished_jobs_past_the_retention_are_pruned(running: tuple[JobRunner, Script]) -> None:
+    runner, _ = running
+    old, recent = (runner.wait(runner.submit(OpHostRefresh(n))).id for n in ("a", "b"))
+    with runner.sessions.begin() as s:
+        s.get_one(Job, old).finished_at = datetime.now(UTC) - timedelta(days=31)
+    assert janitor.prune(runner.books, 30) == 1
+    with runner.sessions() as s:
+        assert s.get(Job, old) is None and s.get(Job, recent) is not None
+        assert s.scalars(select(JobStep).where(JobStep.job_id == old)).all() == []
 
 
 def test_unknown_op_kind_is_refused() -> None:

@@ -7,6 +7,7 @@ Every mutating route builds an op and submits it; the answer is the job
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
@@ -93,6 +94,10 @@ class StopIn(BaseModel):
     timeout_s: float = 60.0
 
 
+# Seconds after which a loop that has not completed a pass counts as stuck.
+STALE_S = {"scheduler": 10.0, "janitor": 120.0, "monitor": 60.0}
+
+
 def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -145,8 +150,21 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
         return FileResponse(CONSOLE, media_type="text/html")
 
     @app.get("/api/v1/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    def health() -> JSONResponse:
+        """The manager's own loops: a stale one makes the answer 503, not "ok"."""
+        ages = {
+            **manager.runner.health(),
+            "monitor": round(time.time() - manager.monitor.last_pass, 1),
+        }
+        stale = [k for k, limit in STALE_S.items() if ages.get(k, 0.0) > limit]
+        if ages["db_down_s"] > 0:
+            stale.append("database")
+        body = {
+            "status": "stale: " + ", ".join(stale) if stale else "ok",
+            "version": __version__,
+            **ages,
+        }
+        return JSONResponse(body, status_code=503 if stale else 200)
 
     migration_routes(app, manager, deps, submit, read)
     ha_routes(app, manager, deps, submit, read)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from whimbrel.api.views import migration_view
+from whimbrel.domain.migration import DEFAULT_POLICY
 from whimbrel.jobs.flows.vm_migrate import check_move
 from whimbrel.manager import Manager
 from whimbrel.ops import Op, OpHostMigrationSet, OpVmMigrate
@@ -42,11 +43,11 @@ class MigrateIn(BaseModel):
     include_storage: bool = False
     storage_path: str = ""
     quick: bool = False
-    downtime_ms: int = 300
-    max_downtime_ms: int = 2000
-    auto_converge: bool = True
+    downtime_ms: int = DEFAULT_POLICY.downtime_ms
+    max_downtime_ms: int = DEFAULT_POLICY.max_downtime_ms
+    auto_converge: bool = DEFAULT_POLICY.auto_converge
     postcopy: bool = False
-    timeout_s_per_gib: float = 60.0
+    timeout_s_per_gib: float = DEFAULT_POLICY.timeout_s_per_gib
     on_timeout: str = "abort"
     bandwidth_mib_s: int = 0
     ignore: list[str] = Field(default_factory=list)

@@ -9,6 +9,7 @@ import typer
 from whimbrel.cli.context import client, err, out
 from whimbrel.cli.inventory import JSON, WAIT, _run
 from whimbrel.cli.render import emit_json, fields, table
+from whimbrel.domain.migration import DEFAULT_POLICY
 
 migration_app = typer.Typer(
     help="A host's migration settings (Enable-VMMigration, Set-VMMigrationNetwork, Set-VMHost).",
@@ -101,11 +102,17 @@ def vm_migrate(
     storage_path: str = typer.Option("", help="Pool (name or directory) for the copied disks."),
     quick: bool = typer.Option(False, "--quick", help="Save, move, restore: short outage."),
     check: bool = typer.Option(False, "--check", help="Run preflight only; change nothing."),
-    downtime_ms: int = typer.Option(300, help="Allowed downtime to start with."),
-    max_downtime_ms: int = typer.Option(2000, help="The most the policy may allow."),
+    downtime_ms: int = typer.Option(
+        DEFAULT_POLICY.downtime_ms, help="Allowed downtime to start with."
+    ),
+    max_downtime_ms: int = typer.Option(
+        DEFAULT_POLICY.max_downtime_ms, help="The most the policy may allow."
+    ),
     postcopy: bool = typer.Option(False, "--postcopy", help="Allow post-copy as a last resort."),
     auto_converge: bool = typer.Option(True, "--auto-converge/--no-auto-converge"),
-    timeout_per_gib: float = typer.Option(60.0, help="Seconds per GiB before the timeout acts."),
+    timeout_per_gib: float = typer.Option(
+        DEFAULT_POLICY.timeout_s_per_gib, help="Seconds per GiB before the timeout acts."
+    ),
     on_timeout: str = typer.Option("abort", help="abort (stay on the source) or force."),
     bandwidth: int = typer.Option(0, help="MiB/s cap for the stream (0: none)."),
     ignore: list[str] = typer.Option([], "--ignore", help="Accept this finding code (repeat)."),

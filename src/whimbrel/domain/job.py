@@ -6,8 +6,10 @@ administrator who knows one knows the other:
 * ``Completed``: every step done.
 * ``Terminated``: cancelled; completed steps were undone.
 * ``Exception``: a step failed; completed steps were undone (see ``rollback``).
-* ``Killed``: the manager stopped while the job ran; on restart its completed
-  steps were undone.
+* ``Killed``: the manager stopped while the job ran and, on restart, what the
+  interrupted step had done could not be told from the hosts; its completed
+  steps were undone.  (When the hosts tell, the job is carried on to
+  ``Completed``, or rolled back to ``Terminated``.)
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class StepState(StrEnum):
     UNDOING = "undoing"
     UNDONE = "undone"
     UNDO_FAILED = "undo_failed"
+    UNDO_PENDING = "undo_pending"  # its host does not answer: undone when it is back
 
 
 STEP_TRANSITIONS: frozenset[tuple[StepState, StepState]] = frozenset(
@@ -75,6 +78,8 @@ STEP_TRANSITIONS: frozenset[tuple[StepState, StepState]] = frozenset(
         (StepState.DONE, StepState.UNDOING),
         (StepState.UNDOING, StepState.UNDONE),
         (StepState.UNDOING, StepState.UNDO_FAILED),
+        (StepState.UNDOING, StepState.UNDO_PENDING),
+        (StepState.UNDO_PENDING, StepState.UNDOING),  # its host is back: try again
     }
 )
 
@@ -83,6 +88,7 @@ class Rollback(StrEnum):
     NONE = "none"
     CLEAN = "clean"
     FAILED = "failed"
+    PENDING = "pending"  # an undo waits for its host to answer again
 
 
 def check_job_transition(old: JobState, new: JobState) -> None:

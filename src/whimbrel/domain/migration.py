@@ -106,6 +106,10 @@ class Policy:
         return [*out, self.max_downtime_ms]
 
 
+# The one source of the policy's defaults: the op, the API model and the CLI read it.
+DEFAULT_POLICY = Policy()
+
+
 @dataclass(frozen=True)
 class DiskMove:
     """One disk to copy: where it is, where it goes (same path when left empty)."""

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from whimbrel.domain.job import JobState
 from whimbrel.errors import WhimbrelError
-from whimbrel.jobs.step import JobContext
+from whimbrel.jobs.step import JobContext, Truth
 from whimbrel.ops import Op
 from whimbrel.store.models import Job
 
@@ -33,7 +33,7 @@ class Child:
 
     vm: str
     action: str
-    op: Op
+    op: Op | None  # None for a child re-attached after a restart: it is not submitted again
     to: str = ""
     job: int | None = None
     state: str = "pending"  # pending until submitted, then the job's state
@@ -87,6 +87,41 @@ def _show(ctx: JobContext, children: list[Child], phase: str) -> None:
     ctx.step_progress(pct, phase, msg, children=[c.to_dict() for c in children])
 
 
+def reattach(ctx: JobContext, action: str, timeout_s: float = 3600.0) -> list[Child] | None:
+    """After a manager restart: the children of ``action`` this job had submitted (from
+    its progress), once each has ended; None if the job had not recorded them.
+
+    Children are jobs of their own, reconciled alongside the parent."""
+    with ctx.sessions() as s:
+        recorded = s.get_one(Job, ctx.job_id).progress.get("children")
+    if not recorded:
+        return None
+    kids = [
+        Child(d["vm"], d["action"], None, d["to"], d["job"], d["state"])
+        for d in recorded
+        if d["action"] == action
+    ]
+    if not kids:
+        return None
+    deadline = time.monotonic() + timeout_s
+    while not all(c.done or c.job is None for c in kids) and time.monotonic() < deadline:
+        _read(ctx, kids)
+        time.sleep(POLL_S)
+    _read(ctx, kids)
+    return kids
+
+
+def outcome(kids: list[Child] | None, what: str) -> tuple[Truth, str]:
+    """Whether every child of a re-attached step ended well, and the evidence."""
+    if kids is None:
+        return Truth.UNKNOWN, f"the {what} had not recorded its child jobs"
+    bad = [c for c in kids if not c.ok]
+    if not bad:
+        return Truth.DONE, f"all {len(kids)} child job(s) of the {what} completed"
+    told = "; ".join(f"{c.vm}: {c.state} {c.message}".strip() for c in bad)
+    return Truth.NOT_DONE, f"{len(bad)} of {len(kids)} child job(s) of the {what} did not: {told}"
+
+
 def run_children(
     ctx: JobContext, children: list[Child], phase: str, stop_on_failure: bool = True
 ) -> list[Child]:
@@ -100,6 +135,7 @@ def run_children(
             c.state, c.message = "skipped", "not started: an earlier VM failed or cancel"
             continue
         try:
+            assert c.op is not None, "only children never submitted are submitted"
             c.job = ctx.submit(c.op)
             c.state = JobState.NEW
         except WhimbrelError as exc:

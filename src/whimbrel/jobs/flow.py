@@ -20,6 +20,9 @@ from whimbrel.ops import Op
 
 class Flow(ABC):
     op_type: ClassVar[type[Op]]
+    # A parent (a drain, a failover) mostly waits for child jobs: it takes no worker,
+    # so that its children always find one.
+    waits_for_children: ClassVar[bool] = False
 
     def subject(self, op: Any) -> str:
         return str(getattr(op, "name", ""))

@@ -4,13 +4,21 @@ A step's ``do`` returns a JSON-serialisable result, which the runner persists
 before the next step runs; ``undo`` receives that result, possibly in another
 manager process after a restart.  ``do`` must clean up its own partial work
 when it raises: only completed steps are undone.  Every step's docstring says
-how it is undone (``Undo:``).
+how it is undone (``Undo:``), and every undo first looks at what the hosts hold
+and does only what is still needed.
+
+A step the manager was running when it died is first **observed**
+(:meth:`Step.observe`): did its work take effect on the hosts, or none of it?
+The runner then carries the job on, or rolls it back from there, instead of
+replaying an undo against a world that may never have changed.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +27,24 @@ from whimbrel.drivers.base import HostDriver
 from whimbrel.ops import Op
 
 StepResult = dict[str, Any] | None
+
+
+class Truth(StrEnum):
+    """What the hosts show of a step that was interrupted."""
+
+    DONE = "done"  # its work is in place: carry the job on
+    NOT_DONE = "not done"  # nothing of it is left: undo only the steps before it
+    UNKNOWN = "unknown"  # cannot tell: undo it too (every undo tolerates half-done work)
+
+
+@dataclass(frozen=True)
+class Observed:
+    truth: Truth
+    evidence: str = ""
+    result: StepResult = None  # a DONE step's result, as ``do`` would have returned it
+
+
+UNKNOWN = Observed(Truth.UNKNOWN, "this step cannot observe its own effect")
 
 
 class JobContext(Protocol):
@@ -47,6 +73,10 @@ class JobContext(Protocol):
 
     def cancelled(self) -> bool: ...
 
+    def result_of(self, step: str) -> dict[str, Any]:
+        """The persisted result of the earlier step named ``step`` ({} if none)."""
+        ...
+
     def submit(self, op: Op) -> int:
         """Queue a child job (validated like any other); return its id."""
         ...
@@ -70,6 +100,11 @@ class Step(ABC):
     def undo(self, ctx: JobContext, result: StepResult) -> None:  # noqa: B027
         """Default: the step changed nothing that needs undoing."""
 
+    def observe(self, ctx: JobContext) -> Observed:
+        """After a manager restart: whether this step, interrupted, took effect.
+        Default: it cannot tell."""
+        return UNKNOWN
+
 
 class FnStep(Step):
     """A step from two callables, for flows whose steps are one-liners."""
@@ -81,12 +116,14 @@ class FnStep(Step):
         do: Callable[[JobContext], StepResult],
         undo: Callable[[JobContext, StepResult], None] | None = None,
         weight: int = 1,
+        observe: Callable[[JobContext], Observed] | None = None,
     ) -> None:
         self.name = name
         self.weight = weight
         self._description = description
         self._do = do
         self._undo = undo
+        self._observe = observe
 
     @property
     def description(self) -> str:
@@ -98,3 +135,6 @@ class FnStep(Step):
     def undo(self, ctx: JobContext, result: StepResult) -> None:
         if self._undo is not None:
             self._undo(ctx, result)
+
+    def observe(self, ctx: JobContext) -> Observed:
+        return self._observe(ctx) if self._observe is not None else UNKNOWN

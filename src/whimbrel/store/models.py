@@ -215,7 +215,8 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(255), default="")
     op: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    state: Mapped[str] = mapped_column(String(16), default="New")
+    # Indexed: the queue scan reads the New ones among every job ever run.
+    state: Mapped[str] = mapped_column(String(16), default="New", index=True)
     locks: Mapped[list[Any]] = mapped_column(default=list)
     phase: Mapped[str] = mapped_column(String(64), default="")
     percent: Mapped[int] = mapped_column(Integer, default=0)
@@ -259,3 +260,19 @@ class HaSettings(Base):
     # for the administrator's 'host fence confirm'.
     fence_cap: Mapped[int] = mapped_column(Integer, default=1)
     fence_window_s: Mapped[int] = mapped_column(Integer, default=900)
+
+
+class PendingUndo(Base):
+    """An undo that could not run because its host did not answer: tried again when
+    the host is back, and a later job on the same VM finishes it first."""
+
+    __tablename__ = "pending_undos"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    step_index: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(63), default="")
+    vms: Mapped[list[Any]] = mapped_column(default=list)  # the VMs whose jobs it blocks
+    description: Mapped[str] = mapped_column(Text, default="")
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    last_error: Mapped[str] = mapped_column(Text, default="")

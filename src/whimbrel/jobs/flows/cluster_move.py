@@ -123,8 +123,8 @@ def steps(op: OpVmMigrate, move: list[Step]) -> list[Step]:
     pre, rest = move[0], move[1:]
     # The source's disk images are deleted last, after registration: a failure
     # before that still finds them, and the move back needs them.
-    tail = [st for st in rest if st.name == "cleanup"]
-    rest = [st for st in rest if st.name != "cleanup"]
+    tail = [st for st in rest if st.name == ms.CLEANUP]
+    rest = [st for st in rest if st.name != ms.CLEANUP]
 
     def both(ctx: JobContext) -> StepResult:
         """Undo: nothing, it only reads."""

@@ -26,10 +26,10 @@ from whimbrel.ha.fence import check_config, fence
 from whimbrel.ha.guards import check_ha_settings, fence_refusal, ha_settings
 from whimbrel.ha.heartbeat import read_record
 from whimbrel.ha.storage import heartbeat_dir
-from whimbrel.jobs.children import Child, run_children
+from whimbrel.jobs.children import Child, outcome, reattach, run_children
 from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.flows.vm_common import spec_of
-from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
+from whimbrel.jobs.step import FnStep, JobContext, Observed, Step, StepResult
 from whimbrel.ops import OpHaSet, OpHostFailover, OpHostFenceSet, OpVmRecover
 from whimbrel.placement.inventory import sites
 from whimbrel.placement.refresh import refresh
@@ -125,6 +125,7 @@ PROBE_S = 5.0
 
 class HostFailover(Flow):
     op_type = OpHostFailover
+    waits_for_children = True
 
     def locks(self, op: OpHostFailover) -> list[str]:
         return [f"failover:{op.name}"]
@@ -201,10 +202,22 @@ class HostFailover(Flow):
                 )
             return {"restarted": [{"vm": c.vm, "to": c.to, "job": c.job} for c in kids]}
 
+        def restarted(ctx: JobContext) -> Observed:
+            kids = reattach(ctx, "restart")
+            truth, evidence = outcome(kids, "restart")
+            done = [{"vm": c.vm, "to": c.to, "job": c.job} for c in kids or []]
+            return Observed(truth, evidence, {"restarted": done})
+
         return [
             FnStep(VERIFY, f"check that host {op.name} is still silent on both channels", verify),
             FnStep(FENCE, f"power host {op.name} off and prove it", do_fence),
-            FnStep(RESTART, f"restart the HA VMs of host {op.name}", restart, weight=10),
+            FnStep(
+                RESTART,
+                f"restart the HA VMs of host {op.name}",
+                restart,
+                weight=10,
+                observe=restarted,
+            ),
         ]
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
+from whimbrel.domain.job import FINAL_JOB_STATES
 from whimbrel.domain.vm import check_name
 from whimbrel.drivers import check_uri
 from whimbrel.errors import Conflict, InvalidInput, WrongState, already_exists
@@ -24,7 +25,7 @@ from whimbrel.ops import (
     OpHostRemove,
 )
 from whimbrel.placement.refresh import refresh
-from whimbrel.store.models import Cluster, Host, SharedStorage
+from whimbrel.store.models import Cluster, Host, Job, SharedStorage
 from whimbrel.store.repo import (
     apply_domains,
     apply_inventory,
@@ -132,9 +133,22 @@ class HostRemove(Flow):
 
     def steps(self, op: OpHostRemove) -> list[Step]:
         def remove(ctx: JobContext) -> StepResult:
-            """Undo: re-add the host with the same URI and cluster."""
+            """Undo: re-add the host with the same URI and cluster.  Checked again here:
+            a VM or a job may have come to the host since the removal was submitted."""
             with ctx.sessions.begin() as s:
                 host = get_host(s, op.name)
+                busy = [
+                    f"job {j.id} ({j.kind} {j.subject})"
+                    for j in s.scalars(select(Job).where(Job.state.not_in(list(FINAL_JOB_STATES))))
+                    if j.id != ctx.job_id and any(lk.endswith(f":{op.name}") for lk in j.locks)
+                ]
+                if host.vms or busy:
+                    raise WrongState(
+                        "E_HOST_BUSY",
+                        f"host {op.name} is in use: "
+                        + ", ".join([*(f"VM {v.name}" for v in host.vms), *busy]),
+                        "let those jobs end, move or delete its VMs, then remove it",
+                    )
                 result = {"uri": host.uri, "cluster": host.cluster.name if host.cluster else ""}
                 s.delete(host)
                 refresh(s, "node removed", result["cluster"] or None)

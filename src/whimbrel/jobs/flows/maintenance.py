@@ -22,10 +22,10 @@ from whimbrel.domain.host import HostState
 from whimbrel.domain.job import JobState
 from whimbrel.domain.vm import VmState
 from whimbrel.errors import Conflict, InsufficientResources, WrongState
-from whimbrel.jobs.children import Child, run_children
+from whimbrel.jobs.children import Child, outcome, reattach, run_children
 from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.flows.vm_common import own_cluster
-from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
+from whimbrel.jobs.step import FnStep, JobContext, Observed, Step, StepResult
 from whimbrel.ops import (
     OpHostMaintenanceStart,
     OpHostMaintenanceStop,
@@ -98,6 +98,7 @@ def _fail_if_any(host: str, what: str, children: list[Child]) -> None:
 
 class MaintenanceStart(Flow):
     op_type = OpHostMaintenanceStart
+    waits_for_children = True
 
     def locks(self, op: OpHostMaintenanceStart) -> list[str]:
         return [f"host:{op.name}"]
@@ -154,6 +155,20 @@ class MaintenanceStart(Flow):
             _fail_if_any(op.name, "save", kids)
             return {"saved": saved}
 
+        def migrated(ctx: JobContext) -> Observed:
+            kids = reattach(ctx, str(Action.LIVE_MIGRATE))
+            moved = [{"vm": c.vm, "to": c.to, "job": c.job} for c in kids or [] if c.ok]
+            ctx.step_progress(1.0, "migrate", f"{len(moved)} VM(s) moved", moved=moved)
+            truth, evidence = outcome(kids, "drain's live migrations")
+            return Observed(truth, evidence, {"moved": moved})
+
+        def saved(ctx: JobContext) -> Observed:
+            kids = reattach(ctx, str(Action.SAVE))
+            done = [c.vm for c in kids or [] if c.ok]
+            ctx.step_progress(1.0, "save", f"{len(done)} VM(s) saved", saved=done)
+            truth, evidence = outcome(kids, "drain's saves")
+            return Observed(truth, evidence, {"saved": done})
+
         def verify(ctx: JobContext) -> StepResult:
             """Undo: none.  A VM that started on the host meanwhile stops the drain."""
             with ctx.sessions() as s:
@@ -178,8 +193,14 @@ class MaintenanceStart(Flow):
 
         return [
             FnStep("enter", f"take host {op.name} out of placement", enter, leave),
-            FnStep("migrate", f"live-migrate {len(moves)} HA VM(s)", migrate, weight=10),
-            FnStep("save", f"save {len(saves)} other VM(s)", save, weight=4),
+            FnStep(
+                "migrate",
+                f"live-migrate {len(moves)} HA VM(s)",
+                migrate,
+                weight=10,
+                observe=migrated,
+            ),
+            FnStep("save", f"save {len(saves)} other VM(s)", save, weight=4, observe=saved),
             FnStep("verify", f"check that no VM runs on host {op.name}", verify),
         ]
 
@@ -210,6 +231,7 @@ def last_drain(s: Session, host: str) -> tuple[list[dict[str, Any]], list[str]]:
 
 class MaintenanceStop(Flow):
     op_type = OpHostMaintenanceStop
+    waits_for_children = True
 
     def locks(self, op: OpHostMaintenanceStop) -> list[str]:
         return [f"host:{op.name}"]

@@ -12,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 from whimbrel.domain.migration import Auth, MigrationRequest, MoveKind, Policy
 from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import Category, WhimbrelError
-from whimbrel.jobs.flows.vm_common import ctx_result
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmMigrate
 from whimbrel.placement.refresh import refresh
@@ -32,8 +31,12 @@ class CtxDrivers:
         return self._ctx.driver(host_name)
 
 
+PREFLIGHT, CLEANUP = "preflight", "cleanup"  # steps others find by name
+
+
 def plan_of(ctx: JobContext) -> Plan:
-    return Plan.from_dict(ctx_result(ctx, 0)["plan"])  # type: ignore[arg-type]
+    """The plan the move's preflight step made (every later step follows it)."""
+    return Plan.from_dict(ctx.result_of(PREFLIGHT)["plan"])
 
 
 def preflight_step(op: OpVmMigrate) -> Step:
@@ -48,7 +51,7 @@ def preflight_step(op: OpVmMigrate) -> Step:
             raise PreflightFailed(list(plan.findings))
         return {"plan": plan.to_dict()}
 
-    return FnStep("preflight", f"preflight checks for moving VM {op.name} to {op.to}", run)
+    return FnStep(PREFLIGHT, f"preflight checks for moving VM {op.name} to {op.to}", run)
 
 
 def request(ctx: JobContext, op: OpVmMigrate, plan: Plan) -> MigrationRequest:
@@ -132,14 +135,18 @@ def dest_volumes_step(op: OpVmMigrate) -> Step:
         return {"host": plan.dest, "paths": made}
 
     def undo(ctx: JobContext, r: StepResult) -> None:
+        # Interrupted before its result was kept, it may have made some of them: the
+        # plan names them all, and preflight made sure none existed before the move.
         r = r or {}
-        if r.get("host"):
-            retrying(ctx, r["host"], lambda drv: [drv.delete_volume(p) for p in r["paths"]])
+        plan = plan_of(ctx)
+        host = r.get("host") or plan.dest
+        paths = r.get("paths") or [d.dest_path for d in plan.disks]
+        retrying(ctx, host, lambda drv: [drv.delete_volume(p) for p in paths])
 
     return FnStep("prepare destination", "create the destination disk images", run, undo)
 
 
-def retrying(ctx: JobContext, host: str, fn: Any, timeout_s: float = 60.0) -> None:
+def retrying(ctx: JobContext, host: str, fn: Any, timeout_s: float = 20.0) -> None:
     """Run ``fn(driver)``, reconnecting while the host is down (it may be restarting:
     a destination that failed mid-copy must still lose its half-copied disks)."""
     deadline = time.monotonic() + timeout_s
@@ -222,4 +229,4 @@ def cleanup_step(op: OpVmMigrate) -> Step:
             drv.delete_volume(path)
         return {"deleted": gone}
 
-    return FnStep("cleanup", "delete the old disk images on the source", run)
+    return FnStep(CLEANUP, "delete the old disk images on the source", run)

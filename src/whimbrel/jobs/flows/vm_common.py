@@ -10,13 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
-from whimbrel.domain.vm import BootSpec, DiskSpec, DomainSpec
+from whimbrel.domain.vm import BootSpec, DiskSpec, DomainSpec, VmState
 from whimbrel.drivers import keeps_own_cluster
 from whimbrel.drivers.base import HostDriver, OwnClusterHost
 from whimbrel.errors import InsufficientResources, WrongState
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.placement.refresh import refresh
-from whimbrel.store.models import Host, JobStep, Vm
+from whimbrel.store.models import Host, Vm
 from whimbrel.store.repo import cluster_of_vm, get_vm
 
 MIB = 1 << 20
@@ -81,15 +81,6 @@ def host_of(s: Session, name: str) -> str:
     return vm.host.name
 
 
-def ctx_result(ctx: JobContext, index: int) -> dict[str, list[str]]:
-    """The persisted result of an earlier step of the same job."""
-    with ctx.sessions() as s:
-        row = s.scalars(
-            select(JobStep).where(JobStep.job_id == ctx.job_id, JobStep.index == index)
-        ).one()
-        return dict(row.result or {})
-
-
 Action = Callable[[HostDriver, str], None]
 
 
@@ -115,8 +106,47 @@ def vm_step(
 
 
 def start_step(name: str, host: str | None = None) -> Step:
-    """Start the VM.  Undo: power it off again."""
-    return vm_step(name, "start", f"start VM {name}", start_vm, power_off_vm, host)
+    """Start the VM, its host's memory checked again first (under the job's locks: a
+    check made at submission may no longer hold).  Undo: power it off again."""
+
+    def run(ctx: JobContext) -> StepResult:
+        h = host or host_name(ctx, name)
+        drv = ctx.driver(h)
+        if drv.domain(name).state not in (VmState.RUNNING, VmState.PAUSED):
+            check_memory_at_start(ctx, drv, name)
+        drv.start(name)
+        return {"host": h, "state": sync_state(ctx, h, name)}
+
+    def revert(ctx: JobContext, r: StepResult) -> None:
+        h = (r or {}).get("host") or host or host_name(ctx, name)
+        power_off_vm(ctx.driver(h), name)
+        sync_state(ctx, h, name)
+
+    return FnStep("start", f"start VM {name}", run, revert)
+
+
+def check_memory_at_start(ctx: JobContext, drv: HostDriver, vm: str) -> None:
+    """Raise E_NO_MEMORY unless the VM's host can hold it now.  Memory promised to the
+    host's running VMs counts, touched or not (a TCG guest allocates lazily)."""
+    with ctx.sessions() as s:
+        row = get_vm(s, vm)
+        h = row.host
+        others = [v for v in (h.vms if h else []) if v.name != vm]
+        committed = sum(v.memory_mib for v in others if v.state in HOLDS)
+        total, need = (h.memory_mib if h else 0), row.memory_mib
+    free = drv.free_memory_mib()
+    if total:
+        free = min(free, total - committed)
+    if need > free:
+        raise InsufficientResources(
+            "E_NO_MEMORY",
+            f"VM {vm} needs {need} MiB but its host has {free} MiB left now that it starts "
+            f"({committed} MiB promised to the VMs running there)",
+            "stop a VM on that host, give this one less memory, or choose another host",
+        )
+
+
+HOLDS = (VmState.RUNNING, VmState.PAUSED, VmState.UNKNOWN)
 
 
 def start_vm(drv: HostDriver, vm: str) -> None:

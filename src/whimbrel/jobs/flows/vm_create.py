@@ -16,7 +16,6 @@ from whimbrel.jobs.flows.ha import check_new_ha
 from whimbrel.jobs.flows.vm_common import (
     MIB,
     check_memory,
-    ctx_result,
     pick_machine,
     spec_of,
     start_step,
@@ -28,6 +27,8 @@ from whimbrel.placement.load import VmLoad
 from whimbrel.placement.rating import Goal, Needs, rate
 from whimbrel.store.models import Disk, Host, Vm
 from whimbrel.store.repo import get_host, get_vm, is_shared_path
+
+CREATE_DISKS = "create-disks"  # the step whose result holds the new images
 
 
 def place_new(s: Session, op: OpVmCreate) -> str:
@@ -68,7 +69,8 @@ class VmCreate(Flow):
     op_type = OpVmCreate
 
     def locks(self, op: OpVmCreate) -> list[str]:
-        return [f"vm:{op.name}"]
+        # One start at a time per host: each finds the memory the one before it took.
+        return [f"vm:{op.name}"] + ([f"memory:{op.host}"] if op.start and op.host else [])
 
     def prepare(self, op: OpVmCreate) -> OpVmCreate:
         return op if op.uuid else replace(op, uuid=str(uuidlib.uuid4()))
@@ -146,7 +148,7 @@ class VmCreate(Flow):
 
         def record(ctx: JobContext) -> StepResult:
             """Undo: delete the VM's row.  Runs before 'define' so the spec comes from the store."""
-            paths = ctx_result(ctx, 0)["paths"]
+            paths = ctx.result_of(CREATE_DISKS)["paths"]
             with ctx.sessions.begin() as s:
                 host = get_host(s, op.host)
                 disks = [
@@ -198,7 +200,7 @@ class VmCreate(Flow):
 
         steps: list[Step] = [
             FnStep(
-                "create-disks",
+                CREATE_DISKS,
                 f"create {len(op.disks)} disk image(s) on {op.host}",
                 volumes,
                 unvolumes,

@@ -15,6 +15,7 @@ left on the destination.
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -23,19 +24,20 @@ from whimbrel.connections import ConnectionPool
 from whimbrel.domain.migration import MIB, MoveKind, OnTimeout
 from whimbrel.domain.vm import VmState
 from whimbrel.drivers import keeps_own_cluster
-from whimbrel.errors import InvalidInput
+from whimbrel.errors import InvalidInput, NotFound, WhimbrelError
 from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.flows import cluster_move
 from whimbrel.jobs.flows import migrate_steps as ms
-from whimbrel.jobs.flows.vm_common import ctx_result, spec_of
+from whimbrel.jobs.flows.vm_common import spec_of
 from whimbrel.jobs.live import LiveMigration, prediction_for
-from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
+from whimbrel.jobs.step import FnStep, JobContext, Observed, Step, StepResult, Truth
 from whimbrel.ops import OpVmMigrate
 from whimbrel.preflight.finding import HostDrivers, PreflightFailed, blocking
 from whimbrel.preflight.hosts import pick_address
 from whimbrel.preflight.migration import Plan, move_kind, preflight
 from whimbrel.store.repo import get_host, get_vm, is_shared_path
 
+SAVE = "save"  # quick migration's step whose result names the state file
 LIVE_KINDS = (MoveKind.LIVE, MoveKind.LIVE_STORAGE, MoveKind.QUICK, MoveKind.OFFLINE)
 
 
@@ -163,6 +165,9 @@ def live_step(op: OpVmMigrate) -> Step:
 
     def undo(ctx: JobContext, r: StepResult) -> None:
         plan = ms.plan_of(ctx)
+        seen = where_it_runs(ctx, op.name, plan)
+        if seen.truth == Truth.NOT_DONE:
+            return  # it runs on its source already (the move never took effect)
         with ctx.sessions() as s:
             address = pick_address(get_host(s, plan.dest), get_host(s, plan.source)) or ""
         back = Plan(
@@ -176,9 +181,63 @@ def live_step(op: OpVmMigrate) -> Step:
         req = ms.request(ctx, op, back)
         ctx.driver(plan.dest).migrate(op.name, req, True)
 
+    def observe(ctx: JobContext) -> Observed:
+        plan = ms.plan_of(ctx)
+        seen = where_it_runs(ctx, op.name, plan)
+        done = {"source": plan.source, "dest": plan.dest, "result": None}
+        return Observed(seen.truth, seen.evidence, done)
+
     return FnStep(
-        "migrate", f"{op.move} migration of VM {op.name} to {op.to}", run, undo, weight=10
+        "migrate",
+        f"{op.move} migration of VM {op.name} to {op.to}",
+        run,
+        undo,
+        weight=10,
+        observe=observe,
     )
+
+
+def where_it_runs(ctx: JobContext, name: str, plan: Plan, wait_s: float = 300.0) -> Observed:
+    """Where the VM is, read from both hosts: on the destination only (the move took
+    effect), on the source only (it did not), or neither/both (the hosts cannot tell).
+
+    A migration libvirt still carries out (peer to peer, it outlives its client) is
+    waited for first.  An offline move is judged by where the VM is defined."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            src, dst = _state(ctx, plan.source, name), _state(ctx, plan.dest, name)
+            moving = src is not None and ctx.driver(plan.source).migration_stats(name).active
+        except WhimbrelError as exc:
+            return Observed(Truth.UNKNOWN, f"the hosts could not be read: {exc.cause}")
+        if not moving or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    where = f"on {plan.source}: {src or 'not defined'}; on {plan.dest}: {dst or 'not defined'}"
+    if plan.kind == MoveKind.OFFLINE:
+        if dst is not None and src is None:
+            return Observed(Truth.DONE, f"VM {name} is defined on {plan.dest} only ({where})")
+        if src is not None and dst is None:
+            return Observed(Truth.NOT_DONE, f"VM {name} is still defined on {plan.source} only")
+        return Observed(Truth.UNKNOWN, f"VM {name} {where}")
+    on_src, on_dst = src in ACTIVE, dst == VmState.RUNNING
+    if on_dst and not on_src:
+        return Observed(
+            Truth.DONE, f"VM {name} runs on {plan.dest}, not on {plan.source} ({where})"
+        )
+    if on_src and dst not in ACTIVE:
+        return Observed(Truth.NOT_DONE, f"VM {name} still runs on {plan.source} ({where})")
+    return Observed(Truth.UNKNOWN, f"VM {name} {where}")
+
+
+ACTIVE = (VmState.RUNNING, VmState.PAUSED)
+
+
+def _state(ctx: JobContext, host: str, name: str) -> VmState | None:
+    try:
+        return ctx.driver(host).domain(name).state
+    except NotFound:
+        return None
 
 
 def storage_step(op: OpVmMigrate) -> Step:
@@ -258,7 +317,7 @@ def quick_steps(op: OpVmMigrate) -> list[Step]:
     def restore(ctx: JobContext) -> StepResult:
         """Undo: save it again (it ran on the destination since), for the source."""
         plan = ms.plan_of(ctx)
-        path = ctx_result(ctx, 2)["path"]
+        path = ctx.result_of(SAVE)["path"]
         ctx.driver(plan.dest).restore_from(str(path))
         return {"path": path}
 
@@ -267,7 +326,7 @@ def quick_steps(op: OpVmMigrate) -> list[Step]:
 
     return [
         FnStep("define on destination", f"define VM {op.name} on {op.to}", define, undefine),
-        FnStep("save", f"save VM {op.name}'s state to shared storage", save, unsave, weight=3),
+        FnStep(SAVE, f"save VM {op.name}'s state to shared storage", save, unsave, weight=3),
         FnStep("restore", f"restore VM {op.name} on {op.to}", restore, unrestore, weight=3),
     ]
 
@@ -278,11 +337,11 @@ def quick_cleanup_step(op: OpVmMigrate) -> Step:
     def run(ctx: JobContext) -> StepResult:
         plan = ms.plan_of(ctx)
         ctx.driver(plan.source).undefine(op.name)
-        path = str(ctx_result(ctx, 2)["path"])
+        path = str(ctx.result_of(SAVE)["path"])
         ctx.driver(plan.dest).delete_volume(path)
         return {"deleted": path, "state": str(VmState.RUNNING)}
 
-    return FnStep("cleanup", "forget the VM on the source, delete the state file", run)
+    return FnStep(ms.CLEANUP, "forget the VM on the source, delete the state file", run)
 
 
 def native_quick_step(op: OpVmMigrate) -> Step:

@@ -1,0 +1,75 @@
+"""The context each step runs in: the store, host connections, progress, its job."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from whimbrel.drivers.base import HostDriver
+from whimbrel.ops import Op
+from whimbrel.store.models import Job, JobStep
+
+if TYPE_CHECKING:
+    from whimbrel.jobs.runner import JobRunner
+
+
+class RunContext:
+    """The :class:`whimbrel.jobs.step.JobContext` of one job."""
+
+    def __init__(self, runner: JobRunner, job_id: int):
+        self.job_id = job_id
+        self.sessions = runner.sessions
+        self._runner = runner
+        self.span = (0.0, 100.0)  # the share of the bar the running step owns
+
+    def driver(self, host_name: str) -> HostDriver:
+        return self._runner.conns.for_host(host_name)
+
+    def driver_for_uri(self, uri: str) -> HostDriver:
+        return self._runner.conns.for_uri(uri)
+
+    def reconnect(self, host_name: str) -> HostDriver:
+        conns = self._runner.conns
+        conns.drop(conns.uri_of(host_name))
+        return conns.for_host(host_name)
+
+    def probe(self, host_name: str, timeout_s: float) -> str:
+        conns = self._runner.conns
+        return conns.probe(conns.uri_of(host_name), timeout_s)
+
+    def progress(self, phase: str, percent: int, message: str = "", **extra: Any) -> None:
+        def go(s: Session) -> None:
+            job = s.get_one(Job, self.job_id)
+            job.phase = phase
+            # Percent never runs backwards or past 100, whatever a step reports.
+            job.percent = max(job.percent, min(100, max(0, percent)))
+            job.message = message
+            if extra:
+                job.progress = {**job.progress, **extra}
+
+        self._runner.books.write(go)
+
+    def step_progress(self, fraction: float, phase: str, message: str = "", **extra: Any) -> None:
+        lo, hi = self.span
+        pct = int(lo + (hi - lo) * min(1.0, max(0.0, fraction)))
+        self.progress(phase, pct, message, **extra)
+
+    def cancelled(self) -> bool:
+        return self._runner.cancel_requested(self.job_id)
+
+    def result_of(self, step: str) -> dict[str, Any]:
+        def go(s: Session) -> dict[str, Any]:
+            row = s.scalar(
+                select(JobStep).where(JobStep.job_id == self.job_id, JobStep.name == step)
+            )
+            return dict(row.result or {}) if row is not None else {}
+
+        return self._runner.books.read(go)
+
+    def submit(self, op: Op) -> int:
+        return self._runner.submit(op)
+
+    def cancel(self, job_id: int) -> None:
+        self._runner.cancel(job_id)
