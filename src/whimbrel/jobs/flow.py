@@ -23,6 +23,9 @@ class Flow(ABC):
     # A parent (a drain, a failover) mostly waits for child jobs: it takes no worker,
     # so that its children always find one.
     waits_for_children: ClassVar[bool] = False
+    # A job on a VM with cleanup left by an earlier job finishes it first, or is
+    # refused; deleting the VM need not wait (the cleanup does not need the VM).
+    finishes_cleanup_first: ClassVar[bool] = True
 
     def subject(self, op: Any) -> str:
         return str(getattr(op, "name", ""))
@@ -30,6 +33,10 @@ class Flow(ABC):
     def locks(self, op: Any) -> list[str]:
         """Names of what the job must hold alone (``vm:NAME``, ``host:NAME``)."""
         return []
+
+    def vms(self, op: Any) -> list[str]:
+        """The VMs the job works on (known before validation): its ``vm:`` locks."""
+        return [lk.split(":", 1)[1] for lk in self.locks(op) if lk.startswith("vm:")]
 
     def prepare(self, op: Any) -> Any:
         """Fill in what the user left out (a new UUID, say) before the op is stored."""

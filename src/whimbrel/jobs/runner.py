@@ -112,11 +112,12 @@ class JobRunner:
         """Validate ``op`` (raising user errors, changing nothing) and queue its job."""
         flow = self.flows.for_kind(op.kind)
         op = flow.prepare(op)
+        if flow.finishes_cleanup_first:  # before validation: a leftover can fail it
+            self._clean_up_first(flow.vms(op))
         with self.sessions() as s:
             flow.validate(op, s, self.conns)
             op = flow.bind(op, s)
         locks = flow.locks(op)
-        self._clean_up_first(pending.vms_of(locks))
         steps = flow.steps(op)
         with self.sessions.begin() as s:
             job = Job(

@@ -73,6 +73,9 @@ def check_move(op: OpVmMigrate, s: Session, conns: HostDrivers) -> Plan:
 class VmMigrate(Flow):
     op_type = OpVmMigrate
 
+    def vms(self, op: OpVmMigrate) -> list[str]:
+        return [op.name]  # its slot locks need the bound op
+
     def locks(self, op: OpVmMigrate) -> list[str]:
         return [f"vm:{op.name}", *slot_locks(MoveKind(op.move), op.source, op.to)]
 

@@ -110,6 +110,7 @@ class VmRestore(_OneVm):
 
 class VmDelete(_OneVm):
     op_type = OpVmDelete
+    finishes_cleanup_first = False
     action = "deleted"
 
     def validate(self, op: OpVmDelete, s: Session, conns: ConnectionPool) -> None:
