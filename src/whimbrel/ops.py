@@ -101,6 +101,7 @@ class OpVmHa(Op):
     enabled: bool
     priority: int = 2  # restart order: 3 high, 2 medium, 1 low
     allow_overcommit: bool = False
+    cluster: str = ""  # filled in at submission: whose reserve the change spends
 
 
 @dataclass(frozen=True)

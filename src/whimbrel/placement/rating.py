@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from whimbrel.placement.load import NodeLoad, VmLoad, gib, with_vm
-from whimbrel.placement.reserve import ReserveVerdict, overcommit
+from whimbrel.placement.reserve import ReserveVerdict, overcommit, overcommitted
 
 CPU_OVERCOMMIT = 4  # vCPUs per host CPU before a host counts as CPU-full
 MEMORY_WEIGHT = 0.7
@@ -133,10 +133,8 @@ def _rate(
         trial = with_vm(clusters[site.cluster], n.name, vm)
         verdict = overcommit(trial, reserves.get(site.cluster, 1))
         if verdict.overcommitted and not allow_overcommit:
-            c.block(
-                "E_CLUSTER_OVERCOMMITTED",
-                f"cluster {site.cluster} would be over-committed: {verdict.reason}",
-            )
+            f = overcommitted(site.cluster, reserves.get(site.cluster, 1), vm.name, verdict)
+            c.block(f.code, f.cause)
         elif verdict.overcommitted:
             c.reasons.append(f"warning: cluster {site.cluster} over-committed (overridden)")
     if c.codes:

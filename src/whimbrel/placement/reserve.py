@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from math import comb
 
 from whimbrel.placement.load import NodeLoad, VmLoad, gib
+from whimbrel.preflight.finding import Finding, Severity
 
 # Sets packed one by one at most; past it the cluster counts as over-committed
 # (not proven safe), which errs on the side of keeping the reserve.
@@ -146,4 +147,18 @@ def overcommit(nodes: list[NodeLoad], reserve: int) -> ReserveVerdict:
         f"any {k} node(s) of {len(up)} can fail",
         method="packing",
         sets_packed=packed,
+    )
+
+
+def overcommitted(cluster: str, reserve: int, vm: str, verdict: ReserveVerdict) -> Finding:
+    """E_CLUSTER_OVERCOMMITTED, the one way it is said: a VM would leave ``cluster``
+    unable to absorb ``reserve`` node failures."""
+    return Finding(
+        "E_CLUSTER_OVERCOMMITTED",
+        Severity.ERROR,
+        f"cluster {cluster}",
+        f"cluster {cluster} would be over-committed with VM {vm} (reserve {reserve}): "
+        f"{verdict.reason}",
+        f"add memory or nodes to cluster {cluster}, lower its reserve ('whimbrel cluster set "
+        f"{cluster} --reserve K'), choose another cluster, or override with --allow-overcommit",
     )

@@ -7,11 +7,8 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import libvirt
 
@@ -24,7 +21,7 @@ from whimbrel.domain.vm import (
     Heartbeat,
     VmState,
 )
-from whimbrel.drivers.libvirt.errors import call_error, connect_error
+from whimbrel.drivers.libvirt.errors import connect_error
 from whimbrel.drivers.libvirt.migration_ops import MigrationOps
 from whimbrel.drivers.libvirt.uri import with_pkipath
 from whimbrel.drivers.libvirt.xml import domain_xml, volume_xml
@@ -78,11 +75,7 @@ _EVENTS = (
 
 class LibvirtHost(MigrationOps, ManagerIsTheCluster):
     def __init__(self, conn: libvirt.virConnect, uri: str, pki_dir: Path | None = None):
-        self.conn = conn
-        self.uri = uri
-        self._pki_dir = pki_dir
-        self.open_uri = with_pkipath(uri, pki_dir)
-        self.name = urlsplit(uri).hostname or uri
+        super().__init__(conn, uri, pki_dir)
         self._events: deque[DomainEvent] = deque(maxlen=10_000)
         self._callback = conn.domainEventRegisterAny(
             None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
@@ -112,19 +105,6 @@ class LibvirtHost(MigrationOps, ManagerIsTheCluster):
         with contextlib.suppress(libvirt.libvirtError):  # unix sockets have no keepalive
             conn.setKeepAlive(3, 3)
         return cls(conn, uri, pki_dir)
-
-    def open_uri_for(self, uri: str) -> str:
-        """``uri`` with the manager's credentials, for a connection of the driver's own."""
-        return with_pkipath(uri, self._pki_dir)
-
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except libvirt.libvirtError as exc:
-            raise call_error(self.name, what, exc) from exc
-
-    def _lookup(self, name: str) -> libvirt.virDomain:
-        return self._call(f"VM {name}", lambda: self.conn.lookupByName(name))
 
     # -- inventory ------------------------------------------------------------
 
@@ -323,20 +303,6 @@ class LibvirtHost(MigrationOps, ManagerIsTheCluster):
             f"create disk {name}", lambda: p.createXML(volume_xml(name, size_bytes, fmt), 0)
         )
         return str(vol.path())
-
-    def delete_volume(self, path: str) -> None:
-        try:
-            vol = self.conn.storageVolLookupByPath(path)
-        except libvirt.libvirtError:
-            active = libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE
-            pools = self._call("storage pools", lambda: self.conn.listAllStoragePools(active))
-            for pool in pools:
-                self._call(f"refresh pool {pool.name()}", partial(pool.refresh, 0))
-            try:
-                vol = self.conn.storageVolLookupByPath(path)
-            except libvirt.libvirtError:
-                return
-        self._call(f"delete disk {path}", lambda: vol.delete(0))
 
     def close(self) -> None:
         with contextlib.suppress(libvirt.libvirtError):

@@ -11,27 +11,14 @@ import libvirt
 
 from whimbrel.domain.migration import DiskMove, MigrationRequest, MigrationResult, MigrationStats
 from whimbrel.drivers.libvirt import migration as mig
+from whimbrel.drivers.libvirt.conn import Connection
 from whimbrel.drivers.libvirt.errors import call_error
 
 T = TypeVar("T")
 
 
-class MigrationOps:
-    conn: libvirt.virConnect
-    name: str
-    open_uri: str
-
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        raise NotImplementedError
-
-    def _lookup(self, name: str) -> libvirt.virDomain:
-        raise NotImplementedError
-
-    def open_uri_for(self, uri: str) -> str:
-        raise NotImplementedError
-
-    def delete_volume(self, path: str) -> None:
-        raise NotImplementedError
+class MigrationOps(Connection):
+    """Moves, disk copies and saved states, on the host's one connection."""
 
     def definition(self, name: str, migratable: bool = False) -> str:
         flags = libvirt.VIR_DOMAIN_XML_INACTIVE

@@ -23,8 +23,9 @@ from whimbrel.ops import OpVmMigrate
 from whimbrel.placement.inventory import cluster_verdict, load_of, needs_of, reserves, sites
 from whimbrel.placement.rating import rate
 from whimbrel.placement.refresh import refresh
+from whimbrel.placement.reserve import overcommitted
 from whimbrel.preflight.cluster import ClusterView, disk_users, ha_findings
-from whimbrel.preflight.finding import Finding, HostDrivers, PreflightFailed, Severity, blocking
+from whimbrel.preflight.finding import Finding, HostDrivers, PreflightFailed, blocking
 from whimbrel.preflight.migration import Plan, preflight
 from whimbrel.store.models import Cluster, Vm
 from whimbrel.store.repo import cluster_of_vm, get_cluster, get_host, get_vm, on_shared_storage
@@ -99,16 +100,7 @@ def cluster_findings(s: Session, op: OpVmMigrate) -> list[Finding]:
     ]
     verdict = cluster_verdict(s, dest, add=(op.to, dataclasses.replace(load_of(vm), ha=True)))
     if verdict.overcommitted and not op.allow_overcommit:
-        out.append(
-            Finding(
-                "E_CLUSTER_OVERCOMMITTED",
-                Severity.ERROR,
-                f"cluster {dest.name}",
-                f"cluster {dest.name} would be over-committed with VM {vm.name} "
-                f"(reserve {dest.reserve}): {verdict.reason}",
-                "add capacity there, lower its reserve, or pass --allow-overcommit",
-            )
-        )
+        out.append(overcommitted(dest.name, dest.reserve, vm.name, verdict))
     return out
 
 

@@ -17,6 +17,7 @@ from whimbrel.ops import OpClusterSet, OpVmCreate, OpVmHa
 from whimbrel.placement.inventory import HOLDS_MEMORY, cluster_verdict, load_of
 from whimbrel.placement.load import VmLoad
 from whimbrel.placement.refresh import refresh
+from whimbrel.placement.reserve import overcommitted
 from whimbrel.preflight.cluster import ClusterView, disk_users, ha_findings
 from whimbrel.preflight.finding import blocking
 from whimbrel.store.models import Host, Vm
@@ -98,7 +99,11 @@ class VmHa(Flow):
     op_type = OpVmHa
 
     def locks(self, op: OpVmHa) -> list[str]:
-        return [f"vm:{op.name}"]
+        # One HA change per cluster at a time: each spends the same reserve.
+        return [f"vm:{op.name}"] + ([f"reserve:{op.cluster}"] if op.cluster else [])
+
+    def bind(self, op: OpVmHa, s: Session) -> OpVmHa:
+        return replace(op, cluster=cluster_of_vm(get_vm(s, op.name)) or "")
 
     def validate(self, op: OpVmHa, s: Session, conns: ConnectionPool) -> None:
         vm = get_vm(s, op.name)
@@ -115,10 +120,12 @@ class VmHa(Flow):
     def steps(self, op: OpVmHa) -> list[Step]:
         """Set the VM's HA flag and priority, refresh its cluster.  Undo: the old values."""
 
-        def put(ctx: JobContext, values: tuple[bool, int]) -> StepResult:
+        def put(ctx: JobContext, values: tuple[bool, int], check: bool = False) -> StepResult:
             with ctx.sessions() as s:
                 vm = get_vm(s, op.name)
                 host = vm.host.name if vm.host else None
+                if check:  # again, under the cluster's lock: the reserve may be spent now
+                    check_can_be_ha(s, vm, op.allow_overcommit)
             drv = own_cluster(ctx, host) if host is not None else None
             if drv is not None:  # the failover cluster's role, where it has its own (Hyper-V)
                 drv.cluster_role(op.name, *values)
@@ -138,7 +145,7 @@ class VmHa(Flow):
             FnStep(
                 "set",
                 f"high availability {state} for VM {op.name}",
-                lambda ctx: put(ctx, (op.enabled, op.priority)),
+                lambda ctx: put(ctx, (op.enabled, op.priority), check=op.enabled),
                 undo,
             )
         ]
@@ -163,13 +170,8 @@ def check_can_be_ha(s: Session, vm: Vm, allow_overcommit: bool) -> None:
     add = (vm.host.name, ha_load) if vm.host and vm.state in HOLDS_MEMORY else None
     verdict = cluster_verdict(s, cluster, add)
     if verdict.overcommitted and not allow_overcommit:
-        raise InsufficientResources(
-            "E_CLUSTER_OVERCOMMITTED",
-            f"cluster {cluster.name} would be over-committed with VM {vm.name} highly "
-            f"available (reserve {cluster.reserve}): {verdict.reason}",
-            "add memory or nodes to the cluster, lower its reserve ('whimbrel cluster set "
-            f"{cluster.name} --reserve K'), or override with --allow-overcommit",
-        )
+        f = overcommitted(cluster.name, cluster.reserve, vm.name, verdict)
+        raise InsufficientResources(f.code, f.cause, f.fix)
 
 
 def check_new_ha(s: Session, op: OpVmCreate, host: Host) -> None:
@@ -190,10 +192,5 @@ def check_new_ha(s: Session, op: OpVmCreate, host: Host) -> None:
     vm = VmLoad(op.name, op.memory_mib, op.vcpus, ha=True)
     verdict = cluster_verdict(s, host.cluster, add=(host.name, vm))
     if verdict.overcommitted and not op.allow_overcommit:
-        raise InsufficientResources(
-            "E_CLUSTER_OVERCOMMITTED",
-            f"cluster {host.cluster.name} would be over-committed by VM {op.name} "
-            f"(reserve {host.cluster.reserve}): {verdict.reason}",
-            "choose a host in another cluster, add capacity, lower the reserve, or "
-            "override with --allow-overcommit",
-        )
+        f = overcommitted(host.cluster.name, host.cluster.reserve, op.name, verdict)
+        raise InsufficientResources(f.code, f.cause, f.fix)

@@ -6,7 +6,7 @@ queued jobs; the ratio shows what the history costs.  The index on the job
 state (migration 0006) is what keeps it near 1; the scan is also timed with
 the index dropped, for comparison.
 
-    .venv/bin/python bench/queue.py [--jobs 100000] [--db-url postgresql+psycopg://...]
+    .venv/bin/python bench/job_queue.py [--jobs 100000] [--db-url postgresql+psycopg://...]
 """
 
 from __future__ import annotations
