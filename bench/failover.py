@@ -58,21 +58,25 @@ def until(fn, timeout: float = 120.0, period: float = 0.05):  # type: ignore[no-
     raise TimeoutError("gave up waiting")
 
 
-def one_run(lab: Lab, mgr: Manager, i: int) -> dict[str, float]:
-    r, name = mgr.runner, f"fo{i}"
-    op = OpVmCreate(
+def guest(name: str, pool: str, ha: bool) -> OpVmCreate:
+    """A lab guest on h2 that dirties a little memory and writes its disk."""
+    return OpVmCreate(
         name,
         "h2",
         192,
         1,
-        (DiskRequest(16, "csv-alpha"),),
+        (DiskRequest(16, pool),),
         ("vm-net",),
         f"{GUEST_DIR}/vmlinuz",
         f"{GUEST_DIR}/initrd.img",
         "console=ttyS0 quiet panic=-1 workload_mib=8 workload_rate=2",
-        ha=True,
+        ha=ha,
     )
-    assert r.wait(r.submit(op)).state == "Completed"
+
+
+def one_run(lab: Lab, mgr: Manager, i: int) -> dict[str, float]:
+    r, name = mgr.runner, f"fo{i}"
+    assert r.wait(r.submit(guest(name, "csv-alpha", ha=True))).state == "Completed"
     until(lambda: mgr.conns.for_host("h2").heartbeat(name), timeout=90, period=0.5)
 
     def row() -> tuple[str, str, str]:
@@ -132,19 +136,7 @@ def hang(lab: Lab, mgr: Manager, seconds: float = 30.0) -> dict[str, object]:
     """Freeze h2's libvirtd; what did the manager do?"""
     r = mgr.runner
     for name, pool, ha in (("hang-ha", "csv-alpha", True), ("hang-plain", "local", False)):
-        op = OpVmCreate(
-            name,
-            "h2",
-            192,
-            1,
-            (DiskRequest(16, pool),),
-            ("vm-net",),
-            f"{GUEST_DIR}/vmlinuz",
-            f"{GUEST_DIR}/initrd.img",
-            "console=ttyS0 quiet panic=-1 workload_mib=8 workload_rate=2",
-            ha=ha,
-        )
-        assert r.wait(r.submit(op)).state == "Completed"
+        assert r.wait(r.submit(guest(name, pool, ha))).state == "Completed"
 
     def beat(n: str) -> Any:
         # The pool's connection, whichever it is now: the monitor drops a hung one.

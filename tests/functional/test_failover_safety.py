@@ -11,6 +11,7 @@ Two hosts lost at once with a fence cap of 1: one fails over, the other waits.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -46,6 +47,21 @@ def _untouched(api: Api, before: dict[str, dict[str, Any]], host: str) -> None:
         assert hb["writer"] == hb0["writer"], (vm, hb0, hb)  # never restarted
         assert hb["uptime_s"] >= hb0["uptime_s"] and hb["disk_seq"] > hb0["disk_seq"], (vm, hb)
         assert not hb.get("bad"), (vm, hb)
+
+
+def _exit_of(lab: Lab, host: str, vm: str) -> list[datetime]:
+    """A list that gets the time the VM's QEMU process on ``host`` exits."""
+    pid = faults.guest_pid(lab, host, vm)
+    assert pid is not None
+    exited: list[datetime] = []
+
+    def watch() -> None:
+        while os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.05)
+        exited.append(datetime.now(UTC))
+
+    threading.Thread(target=watch, daemon=True).start()
+    return exited
 
 
 def _no_failover(api: Api) -> None:
@@ -142,19 +158,7 @@ def test_an_isolated_host_keeps_its_vms_or_gives_them_up_cleanly(lab: Lab, lab_a
     # Isolation response "shutdown": the host shuts its HA VM down, then it restarts on h1.
     api.ok("POST", "/clusters/alpha/settings", {"isolation_response": "shutdown"})
     seq = wait_heartbeat(api, "i-ha")["disk_seq"]
-    pid = faults.guest_pid(lab, "h2", "i-ha")
-    assert pid is not None
-    exited: list[datetime] = []
-
-    def watch_pid() -> None:
-        import os
-
-        while os.path.exists(f"/proc/{pid}"):
-            time.sleep(0.05)
-        exited.append(datetime.now(UTC))
-
-    watcher = threading.Thread(target=watch_pid, daemon=True)
-    watcher.start()
+    exited = _exit_of(lab, "h2", "i-ha")
     t0 = time.monotonic()
     lab.isolate("h2")
     try:
@@ -190,18 +194,7 @@ def test_a_host_that_loses_its_storage_stops_its_vms_before_they_start_elsewhere
     api = lab_api
     ha_vm(api, "l-ha", "h2", 3)
     seq = wait_heartbeat(api, "l-ha", above=2)["disk_seq"]
-    pid = faults.guest_pid(lab, "h2", "l-ha")
-    assert pid is not None
-    exited: list[datetime] = []
-
-    def watch_pid() -> None:
-        import os
-
-        while os.path.exists(f"/proc/{pid}"):
-            time.sleep(0.05)
-        exited.append(datetime.now(UTC))
-
-    threading.Thread(target=watch_pid, daemon=True).start()
+    exited = _exit_of(lab, "h2", "l-ha")
     # Its storage lease and its links go: the manager sees nothing, the host lives on.
     faults.cut_storage(lab, "h2")
     lab.isolate("h2")
