@@ -15,7 +15,7 @@ from typing import Any
 
 from whimbrel.domain.migration import MIB, MoveKind
 from whimbrel.domain.vm import VmState
-from whimbrel.errors import InvalidInput, NotFound, WhimbrelError
+from whimbrel.errors import InvalidInput, NotFound, WhimbrelError, WrongState
 from whimbrel.jobs.flows import migrate_steps as ms
 from whimbrel.jobs.flows.vm_common import spec_of
 from whimbrel.jobs.live import LiveMigration, prediction_for
@@ -184,7 +184,18 @@ def state_file(ctx: JobContext, op: OpVmMigrate) -> str:
 
 
 def quick_steps(op: OpVmMigrate) -> list[Step]:
-    """Quick migration: state saved to shared storage, restored on the destination."""
+    """Quick migration: state saved to shared storage, restored on the destination.
+
+    After a manager restart each step is judged by where the VM is defined and runs;
+    each undo first looks whether there is still something to undo."""
+
+    def where(ctx: JobContext) -> tuple[Plan, VmState | None, VmState | None]:
+        plan = ms.plan_of(ctx)
+        return plan, _state(ctx, plan.source, op.name), _state(ctx, plan.dest, op.name)
+
+    def judged(done: bool, undone: bool, what: str, result: StepResult) -> Observed:
+        truth = Truth.DONE if done else Truth.NOT_DONE if undone else Truth.UNKNOWN
+        return Observed(truth, what, result)
 
     def define(ctx: JobContext) -> StepResult:
         """Undo: undefine it on the destination."""
@@ -195,7 +206,19 @@ def quick_steps(op: OpVmMigrate) -> list[Step]:
         return {"host": plan.dest}
 
     def undefine(ctx: JobContext, r: StepResult) -> None:
-        ctx.driver(ms.plan_of(ctx).dest).undefine(op.name)
+        plan, _, dst = where(ctx)
+        if dst in ACTIVE:  # never drop the definition of a copy that runs
+            raise WrongState(
+                "E_VM_RUNS_ON_DESTINATION",
+                f"VM {op.name} runs on {plan.dest}: its definition there is not removed",
+                f"stop the copy on {plan.dest} if the one on {plan.source} runs too",
+            )
+        ctx.driver(plan.dest).undefine(op.name)
+
+    def defined(ctx: JobContext) -> Observed:
+        plan, _, dst = where(ctx)
+        what = f"on {plan.dest}: {dst or 'not defined'}"
+        return judged(dst is not None, dst is None, what, {"host": plan.dest})
 
     def save(ctx: JobContext) -> StepResult:
         """Undo: restore it on the source from the same file."""
@@ -206,7 +229,16 @@ def quick_steps(op: OpVmMigrate) -> list[Step]:
         return {"path": path}
 
     def unsave(ctx: JobContext, r: StepResult) -> None:
-        ctx.driver(ms.plan_of(ctx).source).restore_from((r or {})["path"])
+        plan, src, _ = where(ctx)
+        if src in ACTIVE:
+            return  # it runs on its source already: nothing was saved, or it is back
+        ctx.driver(plan.source).restore_from((r or {}).get("path") or state_file(ctx, op))
+
+    def saved(ctx: JobContext) -> Observed:
+        plan, src, dst = where(ctx)
+        what = f"on {plan.source}: {src or 'not defined'}; on {plan.dest}: {dst or 'not defined'}"
+        down = src not in ACTIVE and dst not in ACTIVE
+        return judged(down, src in ACTIVE, what, {"path": state_file(ctx, op)})
 
     def restore(ctx: JobContext) -> StepResult:
         """Undo: save it again (it ran on the destination since), for the source."""
@@ -216,12 +248,44 @@ def quick_steps(op: OpVmMigrate) -> list[Step]:
         return {"path": path}
 
     def unrestore(ctx: JobContext, r: StepResult) -> None:
-        ctx.driver(ms.plan_of(ctx).dest).save_to(op.name, (r or {})["path"])
+        plan, _, dst = where(ctx)
+        if dst not in ACTIVE:
+            return  # it never ran there: the saved state is where it was
+        path = (r or {}).get("path") or ctx.result_of(SAVE)["path"]
+        ctx.driver(plan.dest).save_to(op.name, str(path))
+
+    def restored(ctx: JobContext) -> Observed:
+        plan, src, dst = where(ctx)
+        what = f"on {plan.dest}: {dst or 'not defined'}; on {plan.source}: {src or 'not defined'}"
+        path = ctx.result_of(SAVE).get("path")
+        return judged(
+            dst == VmState.RUNNING and src not in ACTIVE, dst not in ACTIVE, what, {"path": path}
+        )
 
     return [
-        FnStep("define on destination", f"define VM {op.name} on {op.to}", define, undefine),
-        FnStep(SAVE, f"save VM {op.name}'s state to shared storage", save, unsave, weight=3),
-        FnStep("restore", f"restore VM {op.name} on {op.to}", restore, unrestore, weight=3),
+        FnStep(
+            "define on destination",
+            f"define VM {op.name} on {op.to}",
+            define,
+            undefine,
+            observe=defined,
+        ),
+        FnStep(
+            SAVE,
+            f"save VM {op.name}'s state to shared storage",
+            save,
+            unsave,
+            weight=3,
+            observe=saved,
+        ),
+        FnStep(
+            "restore",
+            f"restore VM {op.name} on {op.to}",
+            restore,
+            unrestore,
+            weight=3,
+            observe=restored,
+        ),
     ]
 
 
