@@ -176,6 +176,17 @@ def api(manager: Manager) -> Api:
     return Api(manager)
 
 
+@pytest.fixture
+def hosts(api: Api) -> Api:
+    """The fake fleet's f1..f3 in cluster c1 (shared /srv/csv), each on two networks."""
+    api.ok("POST", "/clusters", {"name": "c1", "shared_paths": ["/srv/csv"]})
+    for i, h in enumerate(("f1", "f2", "f3"), start=1):
+        api.ok("POST", "/hosts", {"name": h, "uri": f"fake://{h}", "cluster": "c1"})
+        body = {"addresses": [f"10.9.0.{i}/24", f"10.9.1.{i}/24"], "networks": ["10.9.1.0/24"]}
+        api.ok("POST", f"/hosts/{h}/migration", body)
+    return api
+
+
 # -- the real lab -------------------------------------------------------------
 
 LAB_ROOT = Path("/var/tmp/whimbrel-test-lab")

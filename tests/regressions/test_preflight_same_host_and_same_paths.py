@@ -9,11 +9,11 @@ host) counted no disk at all, so E_NO_SPACE never fired.
 from __future__ import annotations
 
 from tests.conftest import Api
-from tests.unit.test_api_migration import codes, hosts  # noqa: F401  (fixture)
+from tests.unit.test_api_migration import codes
 from tests.unit.test_api_vms import _vm
 
 
-def test_preflight_same_host_and_same_paths(hosts: Api) -> None:  # noqa: F811
+def test_preflight_same_host_and_same_paths(hosts: Api) -> None:
     big = {"size_mib": 600 << 10, "pool": "local"}  # more than a fake pool's 512 GiB free
     hosts.ok("POST", "/vms", _vm(disks=[big]))
     assert codes(hosts, "v1", to="f1") == {"E_SAME_HOST"}

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Api
-from tests.unit.test_api_migration import hosts  # noqa: F401  (fixture)
 from tests.unit.test_api_vms import _vm
 from whimbrel.drivers.fake import FakeFleet
 
 
 @pytest.fixture
-def clusters(hosts: Api, fleet: FakeFleet) -> Api:  # noqa: F811
+def clusters(hosts: Api, fleet: FakeFleet) -> Api:
     """c1 (f1..f3, /srv/csv) as before, and c2 (g1, g2) sharing /srv/csvb only."""
     hosts.ok("POST", "/clusters", {"name": "c2", "shared_paths": ["/srv/csvb"]})
     for i, g in enumerate(("g1", "g2"), start=4):

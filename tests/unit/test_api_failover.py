@@ -14,7 +14,6 @@ import pytest
 
 from tests.conftest import Api, wait_for
 from tests.unit.test_api_maintenance import _where
-from tests.unit.test_api_migration import hosts  # noqa: F401  (fixture)
 from tests.unit.test_api_vms import _vm
 from whimbrel.domain.vm import VmState
 from whimbrel.drivers.fake import FakeFleet
@@ -100,7 +99,7 @@ def _ha_fleet(api: Api, fleet: FakeFleet, hb: Path | None) -> Fleet:
 
 
 def test_a_host_silent_on_management_but_beating_on_storage_is_left_alone(
-    hosts: Api,  # noqa: F811
+    hosts: Api,
     fleet: FakeFleet,
     tmp_path: Path,
 ) -> None:
@@ -123,7 +122,7 @@ def test_a_host_silent_on_management_but_beating_on_storage_is_left_alone(
 
 
 def test_lost_only_when_both_channels_are_silent_for_the_detection_time(
-    hosts: Api,  # noqa: F811
+    hosts: Api,
     fleet: FakeFleet,
     tmp_path: Path,
 ) -> None:
@@ -148,7 +147,7 @@ def test_lost_only_when_both_channels_are_silent_for_the_detection_time(
 
 
 def test_without_a_heartbeat_nothing_proves_a_host_dead(
-    hosts: Api,  # noqa: F811
+    hosts: Api,
     fleet: FakeFleet,
 ) -> None:
     f = _ha_fleet(hosts, fleet, None)
@@ -159,7 +158,7 @@ def test_without_a_heartbeat_nothing_proves_a_host_dead(
 
 
 def test_failover_stops_when_the_heartbeat_moves_before_fencing(
-    hosts: Api,  # noqa: F811
+    hosts: Api,
     fleet: FakeFleet,
     tmp_path: Path,
 ) -> None:
@@ -177,7 +176,7 @@ def test_failover_stops_when_the_heartbeat_moves_before_fencing(
 
 
 def test_an_isolated_host_that_stopped_its_ha_vms_is_not_fenced(
-    hosts: Api,  # noqa: F811
+    hosts: Api,
     fleet: FakeFleet,
     tmp_path: Path,
 ) -> None:
@@ -208,7 +207,7 @@ def test_an_isolated_host_that_stopped_its_ha_vms_is_not_fenced(
 
 
 def test_the_fence_cap_makes_a_second_lost_host_wait_for_confirmation(
-    hosts: Api,  # noqa: F811
+    hosts: Api,
     fleet: FakeFleet,
     tmp_path: Path,
 ) -> None:
@@ -239,7 +238,7 @@ def test_the_fence_cap_makes_a_second_lost_host_wait_for_confirmation(
 
 
 def test_a_manager_that_loses_most_hosts_at_once_fences_nothing(
-    hosts: Api,  # noqa: F811
+    hosts: Api,
     fleet: FakeFleet,
     tmp_path: Path,
 ) -> None:
@@ -256,7 +255,7 @@ def test_a_manager_that_loses_most_hosts_at_once_fences_nothing(
 
 
 def test_a_host_back_from_failover_loses_its_stale_definitions(
-    hosts: Api,  # noqa: F811
+    hosts: Api,
     fleet: FakeFleet,
     tmp_path: Path,
 ) -> None:
@@ -293,7 +292,7 @@ def test_a_host_back_from_failover_loses_its_stale_definitions(
     ],
 )
 def test_bad_cluster_settings_change_nothing(
-    hosts: Api,  # noqa: F811
+    hosts: Api,
     body: dict[str, Any],
     code: str,
 ) -> None:
@@ -302,7 +301,7 @@ def test_bad_cluster_settings_change_nothing(
     assert hosts.call("GET", "/clusters/c1").json() == before
 
 
-def test_bad_failover_guards_change_nothing(hosts: Api) -> None:  # noqa: F811
+def test_bad_failover_guards_change_nothing(hosts: Api) -> None:
     before = hosts.call("GET", "/ha").json()
     assert before == {"fence_cap": 1, "fence_window_s": 900, "manager_isolated": False}
     for body, code in (
@@ -317,7 +316,7 @@ def test_bad_failover_guards_change_nothing(hosts: Api) -> None:  # noqa: F811
 
 
 def test_lease_refuses_a_second_start_until_the_host_is_really_off(
-    hosts: Api,  # noqa: F811
+    hosts: Api,
     fleet: FakeFleet,
 ) -> None:
     f = _ha_fleet(hosts, fleet, None)
@@ -349,7 +348,7 @@ def test_lease_refuses_a_second_start_until_the_host_is_really_off(
     assert hosts.error("POST", "/hosts/f1/fence/confirm")[1] == "E_NOTHING_TO_RECOVER"
 
 
-def test_fence_settings_are_checked_and_masked(hosts: Api) -> None:  # noqa: F811
+def test_fence_settings_are_checked_and_masked(hosts: Api) -> None:
     for body, code in (
         ({"agent": "rm -rf /"}, "E_FENCE_INVALID"),
         ({"agent": "fence_nosuchagent"}, "E_FENCE_AGENT_MISSING"),

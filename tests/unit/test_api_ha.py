@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from tests.conftest import Api
-from tests.unit.test_api_migration import hosts  # noqa: F401  (fixture)
 from tests.unit.test_api_vms import _vm
 from whimbrel.drivers.fake import FakeFleet
 from whimbrel.store.repo import get_host
@@ -13,7 +12,7 @@ def ha_vm(name: str, host: str, mib: int = 512, **kw: object) -> dict[str, objec
     return _vm(name, host, memory_mib=mib, ha=True, **kw)
 
 
-def test_ha_vm_lives_on_shared_storage_and_is_placed_elsewhere(hosts: Api) -> None:  # noqa: F811
+def test_ha_vm_lives_on_shared_storage_and_is_placed_elsewhere(hosts: Api) -> None:
     hosts.ok("POST", "/vms", ha_vm("h1", "f1"))
     v = hosts.call("GET", "/vms/h1").json()
     assert v["ha"] and v["findings"] == [] and not v["unsupported_cluster_configuration"]
@@ -26,7 +25,7 @@ def test_ha_vm_lives_on_shared_storage_and_is_placed_elsewhere(hosts: Api) -> No
     assert any("keeps its reserve" in r for r in by[p["best"]]["reasons"])
 
 
-def test_ha_refused_off_shared_storage_and_nothing_changes(hosts: Api) -> None:  # noqa: F811
+def test_ha_refused_off_shared_storage_and_nothing_changes(hosts: Api) -> None:
     local = {"disks": [{"size_mib": 64, "pool": "local"}]}
     assert hosts.error("POST", "/vms", ha_vm("bad", "f1", **local))[1] == (
         "E_HA_UNSUPPORTED_CONFIGURATION"
@@ -43,7 +42,7 @@ def test_ha_refused_off_shared_storage_and_nothing_changes(hosts: Api) -> None: 
     assert hosts.call("GET", "/vms/plain").json()["ha"] is False
 
 
-def test_reserve_refuses_an_overcommitting_ha_vm_unless_overridden(hosts: Api) -> None:  # noqa: F811
+def test_reserve_refuses_an_overcommitting_ha_vm_unless_overridden(hosts: Api) -> None:
     # Three 4 GiB nodes: five 2 GiB HA VMs leave no room for f1's two if f1 fails.
     for name, host in (("a", "f1"), ("b", "f2"), ("c", "f3"), ("d", "f1")):
         hosts.ok("POST", "/vms", ha_vm(name, host, 2048))
@@ -61,7 +60,7 @@ def test_reserve_refuses_an_overcommitting_ha_vm_unless_overridden(hosts: Api) -
 
 
 def test_network_not_common_makes_the_configuration_unsupported(
-    hosts: Api,  # noqa: F811
+    hosts: Api,
     fleet: FakeFleet,
 ) -> None:
     hosts.ok("POST", "/vms", ha_vm("n1", "f1"))
@@ -83,7 +82,7 @@ def test_network_not_common_makes_the_configuration_unsupported(
     assert hosts.call("POST", "/vms/n1/repair").json()["findings"] == []
 
 
-def test_maintenance_host_takes_no_vm_and_rates_zero(hosts: Api) -> None:  # noqa: F811
+def test_maintenance_host_takes_no_vm_and_rates_zero(hosts: Api) -> None:
     hosts.ok("POST", "/vms", _vm("m1", "f1"))
     with hosts.manager.sessions.begin() as s:
         get_host(s, "f3").maintenance = True
@@ -95,7 +94,7 @@ def test_maintenance_host_takes_no_vm_and_rates_zero(hosts: Api) -> None:  # noq
     assert consolidate["goal"] == "consolidate" and consolidate["best"] == "f2"
 
 
-def test_create_without_host_takes_the_best_rated_one(hosts: Api) -> None:  # noqa: F811
+def test_create_without_host_takes_the_best_rated_one(hosts: Api) -> None:
     hosts.ok("POST", "/vms", _vm("big", "f1", memory_mib=3000))
     hosts.ok("POST", "/vms", _vm("mid", "f2", memory_mib=1000))
     placed = _vm("auto", "", memory_mib=512)

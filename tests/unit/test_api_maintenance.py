@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from tests.conftest import Api
-from tests.unit.test_api_migration import hosts  # noqa: F401  (fixture)
 from tests.unit.test_api_vms import _vm
 from whimbrel.drivers.fake import FakeFleet
 
@@ -23,7 +22,7 @@ def _where(api: Api, vm: str) -> tuple[str, str]:
     return v["host"], v["state"]
 
 
-def test_plan_orders_ha_moves_then_saves_and_changes_nothing(hosts: Api) -> None:  # noqa: F811
+def test_plan_orders_ha_moves_then_saves_and_changes_nothing(hosts: Api) -> None:
     _fleet_of_f1(hosts)
     p = hosts.call("GET", "/hosts/f1/maintenance/plan").json()
     assert [(e["vm"], e["action"]) for e in p["entries"]] == [
@@ -38,7 +37,7 @@ def test_plan_orders_ha_moves_then_saves_and_changes_nothing(hosts: Api) -> None
     assert _where(hosts, "a") == ("f1", "running")
 
 
-def test_drain_then_readmit_with_both_options(hosts: Api, fleet: FakeFleet) -> None:  # noqa: F811
+def test_drain_then_readmit_with_both_options(hosts: Api, fleet: FakeFleet) -> None:
     _fleet_of_f1(hosts)
     job = hosts.ok("POST", "/hosts/f1/maintenance/start")
     assert [s["name"] for s in job["steps"]] == ["enter", "migrate", "save", "verify"]
@@ -72,7 +71,7 @@ def test_drain_then_readmit_with_both_options(hosts: Api, fleet: FakeFleet) -> N
 
 
 def test_failure_midway_leaves_host_in_service_and_moved_vms_moved(
-    hosts: Api,  # noqa: F811
+    hosts: Api,
     fleet: FakeFleet,
 ) -> None:
     _fleet_of_f1(hosts)
@@ -95,7 +94,7 @@ def test_failure_midway_leaves_host_in_service_and_moved_vms_moved(
     assert [s["state"] for s in job["steps"]] == ["undone", "failed", "pending", "pending"]
 
 
-def test_no_capacity_is_refused_before_anything_moves(hosts: Api) -> None:  # noqa: F811
+def test_no_capacity_is_refused_before_anything_moves(hosts: Api) -> None:
     hosts.ok("POST", "/vms", _vm("big", "f1", memory_mib=3500, ha=True))
     hosts.ok("POST", "/vms", _vm("f2big", "f2", memory_mib=3500))
     hosts.ok("POST", "/vms", _vm("f3big", "f3", memory_mib=3500))

@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from tests.conftest import Api
 from tests.unit.test_api_vms import _vm
 from whimbrel.drivers.fake import FakeFleet
-
-
-@pytest.fixture
-def hosts(api: Api) -> Api:
-    api.ok("POST", "/clusters", {"name": "c1", "shared_paths": ["/srv/csv"]})
-    for i, h in enumerate(("f1", "f2", "f3"), start=1):
-        api.ok("POST", "/hosts", {"name": h, "uri": f"fake://{h}", "cluster": "c1"})
-        body = {"addresses": [f"10.9.0.{i}/24", f"10.9.1.{i}/24"], "networks": ["10.9.1.0/24"]}
-        api.ok("POST", f"/hosts/{h}/migration", body)
-    return api
 
 
 def codes(api: Api, vm: str, **body: object) -> set[str]:

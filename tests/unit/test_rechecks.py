@@ -4,13 +4,12 @@ lock that keeps them true: two creates that each fit alone never over-commit a h
 from __future__ import annotations
 
 from tests.conftest import Api
-from tests.unit.test_api_migration import hosts  # noqa: F401  (fixture)
 from tests.unit.test_api_vms import _vm
 from whimbrel.drivers.fake import FakeFleet
 
 
 def test_two_creates_that_each_fit_alone_do_not_overcommit_the_host(
-    hosts: Api,  # noqa: F811
+    hosts: Api,
     fleet: FakeFleet,
 ) -> None:
     big = {"memory_mib": 2500}

@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from tests.conftest import Api
 from tests.unit.test_api_maintenance import _where
-from tests.unit.test_api_migration import hosts  # noqa: F401  (fixture)
 from tests.unit.test_api_vms import _vm
 from whimbrel.domain.job import JobState
 from whimbrel.domain.vm import VmState
@@ -25,7 +24,7 @@ from whimbrel.store.repo import get_vm
 
 @pytest.mark.parametrize("restored", [True, False])
 def test_a_quick_migration_cut_in_its_restore_step_ends_as_the_hosts_say(
-    hosts: Api,  # noqa: F811
+    hosts: Api,
     fleet: FakeFleet,
     restored: bool,
 ) -> None:
