@@ -24,6 +24,10 @@ class VmState(StrEnum):
     UNKNOWN = "unknown"  # the host cannot be reached
 
 
+# States in which a domain is a running copy of its VM (it holds its disks).
+ACTIVE = frozenset({VmState.RUNNING, VmState.PAUSED})
+
+
 def check_name(kind: str, name: str) -> str:
     """Names become libvirt domain and file names: keep them portable."""
     if not NAME_RE.match(name):

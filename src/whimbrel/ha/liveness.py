@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from whimbrel.domain.host import HostState
@@ -40,14 +40,18 @@ class _Storage:
 class Verdict:
     state: HostState
     evidence: str
-    mgmt_silent_s: float = 0.0
-    storage_silent_s: float | None = None  # None: no heartbeat to read
-    record: Record | None = None
-    stopped: tuple[str, ...] = field(default_factory=tuple)  # HA VMs it stopped itself
+    record: Record | None = None  # the last heartbeat seen, if any
 
     @property
     def seq(self) -> int:
         return self.record.seq if self.record is not None else -1
+
+    @property
+    def stopped(self) -> tuple[str, ...]:
+        """The HA VMs an isolated host reports it stopped itself."""
+        if self.state != HostState.ISOLATED or self.record is None:
+            return ()
+        return tuple(self.record.stopped)
 
 
 class Liveness:
@@ -88,10 +92,6 @@ class Liveness:
         if s is None or record.seq != s.seq:
             self._storage[host] = _Storage(record.seq, now, record)
 
-    def forget(self, host: str) -> None:
-        self._mgmt.pop(host, None)
-        self._storage.pop(host, None)
-
     def verdict(self, host: str, detection_s: float) -> Verdict:
         silent = self.mgmt_silent(host)
         if silent == 0.0:
@@ -105,7 +105,6 @@ class Liveness:
                 f"{why}; no storage heartbeat to read, so nothing proves it dead: its VMs "
                 "are left alone (run whimbrel-heartbeat on the host, or power it off and "
                 "'whimbrel host fence confirm')",
-                silent,
             )
         hb_silent = self.clock() - s.changed
         rec = s.record
@@ -120,31 +119,22 @@ class Liveness:
                     HostState.ISOLATED,
                     f"{why}; {alive}; it reaches none of its peers ({cut}) since "
                     f"{rec.isolated_since}",
-                    silent,
-                    hb_silent,
                     rec,
-                    tuple(rec.stopped),
                 )
             return Verdict(
                 HostState.NOT_RESPONDING,
                 f"{why}; {alive}: the host is alive, its VMs are left alone",
-                silent,
-                hb_silent,
                 rec,
             )
         if silent < detection_s:
             return Verdict(
                 HostState.NOT_RESPONDING,
                 f"{why}; {beat}, silent {hb_silent:.1f} s (lost after {detection_s:g} s)",
-                silent,
-                hb_silent,
                 rec,
             )
         return Verdict(
             HostState.LOST,
             f"{why}; {beat}, silent {hb_silent:.1f} s: both channels silent for "
             f"{min(silent, hb_silent):.1f} s (detection time {detection_s:g} s)",
-            silent,
-            hb_silent,
             rec,
         )

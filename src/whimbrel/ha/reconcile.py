@@ -18,15 +18,13 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from whimbrel.domain.vm import VmState
+from whimbrel.domain.vm import ACTIVE, VmState
 from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import WhimbrelError
 from whimbrel.store.models import Host, Vm
 from whimbrel.store.repo import busy_vms, note_event
 
 log = logging.getLogger(__name__)
-
-ACTIVE = {VmState.RUNNING, VmState.PAUSED}
 
 
 def reconcile_returning(
@@ -47,7 +45,7 @@ def reconcile_returning(
             if vm.host is not None and vm.host_id != row.id
         }
         busy = busy_vms(s)
-    removed: list[str] = []
+    removed: dict[str, str] = {}  # VM -> what became of it
     notes: list[str] = []
     for name, state in sorted(domains.items()):
         home = elsewhere.get(name)
@@ -64,13 +62,11 @@ def reconcile_returning(
         except WhimbrelError as exc:
             notes.append(f"could not remove the stale definition of {name}: {exc.cause}")
             continue
-        removed.append(
-            f"{name} (now on {home}{', saved state dropped' if state == 'saved' else ''})"
-        )
+        dropped = ", saved state dropped" if state == VmState.SAVED else ""
+        removed[name] = f"{name} (now on {home}{dropped})"
     if removed:
-        notes.insert(
-            0, f"back after being {was}: removed stale definitions of " + ", ".join(removed)
-        )
+        what = ", ".join(removed.values())
+        notes.insert(0, f"back after being {was}: removed stale definitions of {what}")
     if notes:
         with sessions.begin() as s:
             row = s.scalar(select(Host).where(Host.name == host))
@@ -79,5 +75,4 @@ def reconcile_returning(
                     note_event(row, n)
         for n in notes:
             log.warning("host %s: %s", host, n)
-    gone = {r.split(" ", 1)[0] for r in removed}
-    return {n: st for n, st in domains.items() if n not in gone}
+    return {n: st for n, st in domains.items() if n not in removed}

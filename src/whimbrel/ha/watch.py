@@ -39,7 +39,7 @@ from whimbrel.ha.storage import heartbeat_dir
 from whimbrel.jobs.flows.failover import stranded
 from whimbrel.ops import Op, OpHostFailover
 from whimbrel.store.models import Cluster, Host, Job
-from whimbrel.store.repo import apply_domains, busy_vms, set_host_state
+from whimbrel.store.repo import apply_domains, busy_vms, get_host, set_host_state
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 class _Node:
     name: str
     uri: str
-    state: str
-    cluster: str
     detection_s: float
     hb_dir: Path | None
 
@@ -69,7 +67,7 @@ class FailoverWatch:
         self.clock = clock
         self.liveness = Liveness(overdue_s, clock)
         self.manager_isolated = False
-        self.verdicts: dict[str, Verdict] = {}
+        self._nodes: list[_Node] = []  # the fleet as last read (every storage period)
         self._tried: dict[str, float] = {}
         self._policies: dict[str, Policy] = {}
         self._storage_read = float("-inf")
@@ -84,14 +82,17 @@ class FailoverWatch:
     def tick(self) -> list[str]:
         """Judge every host, record what changed, submit the failovers that are due;
         return the hosts failovers were submitted for."""
-        nodes, policies = self._read_fleet()
         now = self.clock()
         if not 0 <= now - self._storage_read < self.storage_period_s:  # due, or clock reset
+            # The fleet, its policies and the heartbeats are read once a period, not
+            # at every tick: management verdicts are judged at every tick.
             self._storage_read = now
-            self._write_policies(nodes, policies)
-            for n in nodes:
+            self._nodes, policies = self._read_fleet()
+            self._write_policies(policies)
+            for n in self._nodes:
                 with self._lock:
                     self.liveness.storage(n.name, n.hb_dir)
+        nodes = self._nodes
         with self._lock:
             verdicts = {n.name: self.liveness.verdict(n.name, n.detection_s) for n in nodes}
         silent = sum(v.state != HostState.CONNECTED for v in verdicts.values())
@@ -105,7 +106,7 @@ class FailoverWatch:
             )
         elif self.manager_isolated and not isolated:
             log.warning("the manager reaches its hosts again (%d of %d silent)", silent, len(nodes))
-        self.manager_isolated, self.verdicts = isolated, verdicts
+        self.manager_isolated = isolated
         waiting = self._record(nodes, verdicts)
         return self._failovers(nodes, verdicts, waiting)
 
@@ -131,12 +132,12 @@ class FailoverWatch:
                         ha_vms=tuple(sorted(v.name for h in kvm for v in h.vms if v.ha)),
                     )
                 for h in c.hosts:
-                    nodes.append(_Node(h.name, h.uri, h.state, c.name, c.detection_s, hb))
+                    nodes.append(_Node(h.name, h.uri, c.detection_s, hb))
             for h in s.scalars(select(Host).where(Host.cluster_id.is_(None))):
-                nodes.append(_Node(h.name, h.uri, h.state, "", DETECTION_S, None))
+                nodes.append(_Node(h.name, h.uri, DETECTION_S, None))
         return nodes, policies
 
-    def _write_policies(self, nodes: list[_Node], policies: dict[str, Policy]) -> None:
+    def _write_policies(self, policies: dict[str, Policy]) -> None:
         for where, policy in policies.items():
             if self._policies.get(where) == policy:
                 continue
@@ -150,12 +151,14 @@ class FailoverWatch:
         """Write each silent host's state and evidence; return the lost hosts whose
         fencing waits for the administrator, with why."""
         waiting: dict[str, str] = {}
+        # The monitor records a host that answers, after reconciling it.
+        silent = [n for n in nodes if verdicts[n.name].state != HostState.CONNECTED]
+        if not silent:
+            return waiting
         with self.sessions.begin() as s:
             busy = busy_vms(s)
-            for n in nodes:
+            for n in silent:
                 v = verdicts[n.name]
-                if v.state == HostState.CONNECTED:
-                    continue  # the monitor records a host that answers, after reconciling it
                 h = s.scalar(select(Host).where(Host.name == n.name))
                 if h is None:
                     continue
@@ -177,7 +180,9 @@ class FailoverWatch:
                         )
                 if set_host_state(h, state, evidence):
                     log.warning("host %s is now %s: %s", n.name, state, evidence)
-                apply_domains(s, h, None, busy)  # what runs there is unknown now
+                # What runs there is unknown now; at every tick, since a VM a job held
+                # a moment ago may be free now.
+                apply_domains(s, h, None, busy)
         return waiting
 
     def _failovers(
@@ -191,25 +196,25 @@ class FailoverWatch:
             v = verdicts[n.name]
             if keeps_own_cluster(n.uri) or n.name in waiting:
                 continue
-            if v.state == HostState.LOST:
-                op = OpHostFailover(n.name, v.evidence, heartbeat_seq=v.seq)
-            elif v.state == HostState.ISOLATED and v.stopped:
-                with self.sessions() as s:
-                    down = {vm.name for vm in stranded(s, n.name)}
-                stopped = tuple(vm for vm in v.stopped if vm in down)
-                if not stopped:
-                    continue
-                op = OpHostFailover(n.name, v.evidence, heartbeat_seq=v.seq, stopped=stopped)
-            else:
+            lost = v.state == HostState.LOST
+            if not (lost or v.stopped):
                 continue
             if now - self._tried.get(n.name, float("-inf")) < self.retry_s:
                 continue
             with self.sessions() as s:
-                if not stranded(s, n.name) or _running(s, n.name):
+                down = {vm.name for vm in stranded(s, n.name)}
+                if not down or _running(s, n.name):
                     continue
-                h = s.scalar(select(Host).where(Host.name == n.name))
-                if h is not None and not op.stopped and fence_refusal(s, h):
-                    continue  # one just submitted for another host fills the cap
+                if lost:
+                    h = get_host(s, n.name)
+                    if fence_refusal(s, h):
+                        continue  # one just submitted for another host fills the cap
+                    op = OpHostFailover(n.name, v.evidence, heartbeat_seq=v.seq)
+                else:  # isolated, and it stopped some of them itself
+                    stopped = tuple(vm for vm in v.stopped if vm in down)
+                    if not stopped:
+                        continue
+                    op = OpHostFailover(n.name, v.evidence, heartbeat_seq=v.seq, stopped=stopped)
             self._tried[n.name] = now
             try:
                 job = self.submit(op)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from whimbrel.connections import ConnectionPool
 from whimbrel.jobs.step import Step
 from whimbrel.ops import Op
+from whimbrel.store.repo import vms_locked
 
 
 class Flow(ABC):
@@ -36,7 +37,7 @@ class Flow(ABC):
 
     def vms(self, op: Any) -> list[str]:
         """The VMs the job works on (known before validation): its ``vm:`` locks."""
-        return [lk.split(":", 1)[1] for lk in self.locks(op) if lk.startswith("vm:")]
+        return vms_locked(self.locks(op))
 
     def prepare(self, op: Any) -> Any:
         """Fill in what the user left out (a new UUID, say) before the op is stored."""

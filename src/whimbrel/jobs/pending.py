@@ -19,6 +19,7 @@ from whimbrel.domain.host import HostState
 from whimbrel.errors import HostUnreachable, WrongState
 from whimbrel.ops import Op
 from whimbrel.store.models import Host, Job, PendingUndo
+from whimbrel.store.repo import vms_locked
 
 RETRY_S = 15.0
 
@@ -37,10 +38,6 @@ def host_of(result: dict[str, Any] | None, op: Op) -> str:
     return str(getattr(op, "to", "") or "")
 
 
-def vms_of(locks: list[str]) -> list[str]:
-    return [lk.split(":", 1)[1] for lk in locks if lk.startswith("vm:")]
-
-
 def record(
     s: Session, job: Job, index: int, description: str, host: str, error: str
 ) -> PendingUndo:
@@ -50,7 +47,7 @@ def record(
     if row is None:
         row = PendingUndo(job_id=job.id, step_index=index, attempts=0)
         s.add(row)
-    row.host, row.vms, row.description = host, vms_of(job.locks), description
+    row.host, row.vms, row.description = host, vms_locked(job.locks), description
     row.attempts += 1
     row.last_error = error
     return row

@@ -121,10 +121,15 @@ def migration_settings(h: Host) -> HostMigration:
     )
 
 
+def vms_locked(locks: list[str]) -> list[str]:
+    """The VMs named by a job's ``vm:NAME`` locks."""
+    return [lk.split(":", 1)[1] for lk in locks if lk.startswith("vm:")]
+
+
 def busy_vms(s: Session) -> set[str]:
     """VMs that an unfinished job holds: their state is that job's to set."""
     locks = s.scalars(select(Job.locks).where(Job.state.not_in(list(FINAL_JOB_STATES))))
-    return {lk.split(":", 1)[1] for ls in locks for lk in ls if lk.startswith("vm:")}
+    return {vm for ls in locks for vm in vms_locked(ls)}
 
 
 def apply_domains(

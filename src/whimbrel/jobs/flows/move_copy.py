@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from whimbrel.domain.migration import MIB, MoveKind
-from whimbrel.domain.vm import VmState
+from whimbrel.domain.vm import ACTIVE, VmState
 from whimbrel.errors import InvalidInput, NotFound, WhimbrelError, WrongState
 from whimbrel.jobs.flows import migrate_steps as ms
 from whimbrel.jobs.flows.vm_common import spec_of
@@ -122,9 +122,6 @@ def where_it_runs(ctx: JobContext, name: str, plan: Plan, wait_s: float = 300.0)
     if on_src and dst not in ACTIVE:
         return Observed(Truth.NOT_DONE, f"VM {name} still runs on {plan.source} ({where})")
     return Observed(Truth.UNKNOWN, f"VM {name} {where}")
-
-
-ACTIVE = (VmState.RUNNING, VmState.PAUSED)
 
 
 def _state(ctx: JobContext, host: str, name: str) -> VmState | None:

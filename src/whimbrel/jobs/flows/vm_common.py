@@ -10,11 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
-from whimbrel.domain.vm import BootSpec, DiskSpec, DomainSpec, VmState
+from whimbrel.domain.vm import ACTIVE, BootSpec, DiskSpec, DomainSpec
 from whimbrel.drivers import keeps_own_cluster
 from whimbrel.drivers.base import HostDriver, OwnClusterHost
 from whimbrel.errors import InsufficientResources, WrongState
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
+from whimbrel.placement.inventory import loads
 from whimbrel.placement.refresh import refresh
 from whimbrel.store.models import Host, Vm
 from whimbrel.store.repo import cluster_of_vm, get_vm
@@ -112,7 +113,7 @@ def start_step(name: str, host: str | None = None) -> Step:
     def run(ctx: JobContext) -> StepResult:
         h = host or host_name(ctx, name)
         drv = ctx.driver(h)
-        if drv.domain(name).state not in (VmState.RUNNING, VmState.PAUSED):
+        if drv.domain(name).state not in ACTIVE:
             check_memory_at_start(ctx, drv, name)
         drv.start(name)
         return {"host": h, "state": sync_state(ctx, h, name)}
@@ -130,13 +131,12 @@ def check_memory_at_start(ctx: JobContext, drv: HostDriver, vm: str) -> None:
     host's running VMs counts, touched or not (a TCG guest allocates lazily)."""
     with ctx.sessions() as s:
         row = get_vm(s, vm)
-        h = row.host
-        others = [v for v in (h.vms if h else []) if v.name != vm]
-        committed = sum(v.memory_mib for v in others if v.state in HOLDS)
-        total, need = (h.memory_mib if h else 0), row.memory_mib
+        need, h = row.memory_mib, row.host
+        node = loads([h], [v for v in h.vms if v.name != vm])[0] if h else None
     free = drv.free_memory_mib()
-    if total:
-        free = min(free, total - committed)
+    committed = node.used_mib if node is not None else 0
+    if node is not None and node.memory_mib:
+        free = min(free, node.free_mib)
     if need > free:
         raise InsufficientResources(
             "E_NO_MEMORY",
@@ -144,9 +144,6 @@ def check_memory_at_start(ctx: JobContext, drv: HostDriver, vm: str) -> None:
             f"({committed} MiB promised to the VMs running there)",
             "stop a VM on that host, give this one less memory, or choose another host",
         )
-
-
-HOLDS = (VmState.RUNNING, VmState.PAUSED, VmState.UNKNOWN)
 
 
 def start_vm(drv: HostDriver, vm: str) -> None:
