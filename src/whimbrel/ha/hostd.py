@@ -198,9 +198,11 @@ class HeartbeatService:
         ):
             return
         for g in guests(self._netns):
-            if g.name in self.policy.ha_vms and g.name not in self._stopping:
+            with self._lock:  # the stopping threads discard from it
+                if g.name not in self.policy.ha_vms or g.name in self._stopping:
+                    continue
                 self._stopping.add(g.name)
-                threading.Thread(target=self._stop, args=(g, response), daemon=True).start()
+            threading.Thread(target=self._stop, args=(g, response), daemon=True).start()
 
     def _stop(self, g: Guest, response: str) -> None:
         """The isolation response for one HA VM; it is reported only once its process is gone."""
@@ -216,11 +218,12 @@ class HeartbeatService:
             gone = _gone(g.pid, SHUTDOWN_GRACE_S)
         if not gone:
             gone = kill(g, signal.SIGTERM, 5.0) or kill(g, signal.SIGKILL, 5.0)
-        if gone:
-            with self._lock:
+        with self._lock:
+            if gone:
                 self.stopped[g.name] = _wall()
+            self._stopping.discard(g.name)
+        if gone:
             _log(f"HA VM {g.name} stopped")
-        self._stopping.discard(g.name)
 
     def _renewal_failed(self, exc: OSError) -> None:
         silent = self.clock() - self.last_ok

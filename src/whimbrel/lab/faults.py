@@ -44,9 +44,17 @@ def _anchor(lab: Lab, name: str) -> int:
     try:
         pid = int((host.dir / "virtlockd.pid").read_text())
     except (OSError, ValueError) as exc:
-        raise LabError("E_LAB_HOST_DOWN", f"lab host {name} has no virtlockd", "") from exc
+        raise LabError(
+            "E_LAB_HOST_DOWN",
+            f"lab host {name} has no virtlockd",
+            f"'whimbrel lab start-host {name}' (or 'whimbrel lab up')",
+        ) from exc
     if not Path(f"/proc/{pid}").exists():
-        raise LabError("E_LAB_HOST_DOWN", f"lab host {name}'s virtlockd is gone", "")
+        raise LabError(
+            "E_LAB_HOST_DOWN",
+            f"lab host {name}'s virtlockd is gone: the host is down",
+            f"'whimbrel lab start-host {name}'",
+        )
     return pid
 
 

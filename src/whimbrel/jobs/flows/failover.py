@@ -170,7 +170,7 @@ class HostFailover(Flow):
                         f"host {op.name} is lost but not fenced automatically: {why}",
                         f"make sure it is really dead, then 'whimbrel host fence confirm "
                         f"{op.name}' (its agent fences it) or raise the cap with "
-                        "'whimbrel ha set --fence-cap N'",
+                        "'whimbrel failover set --fence-cap N'",
                     )
                 if op.confirmed_off and not op.approved:
                     proof = {
