@@ -23,6 +23,8 @@ class Settings:
     api_url: str
     # Finished jobs older than this are pruned (jobs with cleanup left are kept).
     job_retention_days: float = 30.0
+    # How long a replica's claims (its jobs, the leadership) outlive its silence.
+    replica_lease_s: float = 10.0
 
     @property
     def token_file(self) -> Path:
@@ -55,15 +57,27 @@ def load() -> Settings:
     home = Path(os.environ.get("WHIMBREL_HOME", Path.home() / ".local/share/whimbrel"))
     db_url = os.environ.get("WHIMBREL_DB_URL", f"sqlite:///{home / 'whimbrel.db'}")
     api_url = os.environ.get("WHIMBREL_URL", f"http://127.0.0.1:{DEFAULT_PORT}")
-    days = os.environ.get("WHIMBREL_JOB_RETENTION_DAYS", "30")
+    retention = _number(
+        "WHIMBREL_JOB_RETENTION_DAYS",
+        "30",
+        0.001,
+        36500,
+        "how many days finished jobs are kept, such as 30 (the default)",
+    )
+    lease = _number("WHIMBREL_REPLICA_LEASE_S", "10", 3, 300, "seconds, such as 10 (the default)")
+    return Settings(home, db_url, api_url.rstrip("/"), retention, lease)
+
+
+def _number(var: str, default: str, lo: float, hi: float, what: str) -> float:
+    given = os.environ.get(var, default)
     try:
-        retention = float(days)
+        value = float(given)
     except ValueError:
-        retention = -1.0
-    if not 0 < retention <= 36500:
+        value = lo - 1
+    if not lo <= value <= hi:
         raise InvalidInput(
             "E_INVALID_SETTING",
-            f"WHIMBREL_JOB_RETENTION_DAYS={days!r} is not a number of days",
-            "give how many days finished jobs are kept, such as 30 (the default)",
+            f"{var}={given!r} is not between {lo:g} and {hi:g}",
+            f"give {what}",
         )
-    return Settings(home, db_url, api_url.rstrip("/"), retention)
+    return value

@@ -1,13 +1,17 @@
 """The manager: store, host connections and job runner, assembled once.
 
 ``whimbrel serve`` runs one of these behind the REST API; tests build one on
-a temporary store with the fake driver.
+a temporary store with the fake driver.  Several may share one PostgreSQL store
+as replicas (:mod:`whimbrel.replica.member`): each serves the API and runs jobs;
+the leader alone watches the hosts.  On SQLite only one may run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
+import socket
 from pathlib import Path
 
 from sqlalchemy import select
@@ -21,6 +25,9 @@ from whimbrel.ha.watch import FailoverWatch
 from whimbrel.jobs.flows import registry
 from whimbrel.jobs.runner import JobRunner
 from whimbrel.monitor import InventoryMonitor
+from whimbrel.ops import Op, OpHostFailover
+from whimbrel.replica.member import Membership
+from whimbrel.replica.single import SqliteGuard, sqlite_path
 from whimbrel.store.db import open_store
 from whimbrel.store.models import Host
 from whimbrel.store.repo import migration_settings
@@ -45,12 +52,22 @@ class Manager:
         opener: Opener | None = None,
         workers: int = 16,
         monitor_period_s: float = 5.0,
+        name: str = "",
+        url: str = "",
     ):
         self.settings = settings
         self.sessions: sessionmaker[Session] = open_store(settings.db_url)
         self.token = ensure_token(settings.token_file)
         pki = settings.client_pki_dir
         self.conns = ConnectionPool(self.sessions, opener or (lambda uri: open_host(uri, pki)))
+        db_file = sqlite_path(settings.db_url)
+        self._guard = SqliteGuard(db_file) if db_file is not None else None
+        name = name or f"{socket.gethostname()}:{os.getpid()}"
+        lease = settings.replica_lease_s
+        single = not settings.db_url.startswith("postgresql")
+        self.membership = Membership(
+            self.sessions, name, url, lease, self._jobs, self._takeover, exclusive=single
+        )
         self.runner = JobRunner(
             self.sessions,
             registry(),
@@ -58,10 +75,33 @@ class Manager:
             workers=workers,
             capacity=self.capacity,
             retention_days=settings.job_retention_days,
+            me=name,
+            lease_s=lease,
+            leading=self.membership.leading,
+            single=single,
         )
         # A poll unanswered for two periods and a bit counts as management silence.
-        watch = FailoverWatch(self.sessions, self.runner.submit, 2 * monitor_period_s + 2)
-        self.monitor = InventoryMonitor(self.sessions, self.conns, monitor_period_s, watch=watch)
+        watch = FailoverWatch(self.sessions, self._submit_as_leader, 2 * monitor_period_s + 2)
+        self.monitor = InventoryMonitor(
+            self.sessions,
+            self.conns,
+            monitor_period_s,
+            watch=watch,
+            leading=self.membership.leading,
+        )
+
+    def _jobs(self) -> list[int]:
+        return self.runner.running()
+
+    def _takeover(self) -> None:
+        self.runner.recover()
+
+    def _submit_as_leader(self, op: Op) -> int:
+        """The watch's failovers: stamped with the leader's epoch, and refused in the
+        same transaction if this replica no longer leads at that epoch."""
+        if isinstance(op, OpHostFailover):
+            op = dataclasses.replace(op, epoch=self.membership.epoch)
+        return self.runner.submit(op, guard=self.membership.check_leader)
 
     def capacity(self, lock: str) -> int:
         """A host's migration limits for its slot locks; 1 for every other lock."""
@@ -74,13 +114,20 @@ class Manager:
         return m.max_live_migrations if kind == "live-migration" else m.max_storage_migrations
 
     def start(self) -> None:
+        if self._guard is not None:
+            self._guard.take(self.membership.name)
+        self.membership.join()
         self.runner.start()
+        self.membership.start()
         self.monitor.start()
 
     def stop(self) -> None:
         self.monitor.stop()
         self.runner.stop()
+        self.membership.stop()
         self.conns.close()
+        if self._guard is not None:
+            self._guard.release()
         engine = self.sessions.kw.get("bind")
         if engine is not None:  # give the database its connections back
             engine.dispose()

@@ -8,6 +8,9 @@ no longer knows becomes 'missing'; VMs that a running job holds are left to that
 job.  A host that answers again after it was silent is reconciled before it is
 marked connected (``ha/reconcile.py``): definitions of VMs that run elsewhere now
 are removed from it, never started.
+
+Among replicas only the leader watches; a replica that starts leading forgets what
+its watch saw before and judges afresh.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
@@ -42,9 +46,11 @@ class InventoryMonitor:
         period_s: float = 5.0,
         event_check_s: float = 0.25,
         watch: FailoverWatch | None = None,
+        leading: Callable[[], bool] = lambda: True,
     ):
         self.sessions = sessions
         self.watch = watch
+        self.leading = leading
         self.conns = conns
         self.period_s = period_s
         self.event_check_s = event_check_s
@@ -73,8 +79,17 @@ class InventoryMonitor:
 
     def _loop(self) -> None:
         next_full = time.monotonic() + self.period_s
+        led = False
         while not self._stop.wait(self.event_check_s):
             try:
+                if not self.leading():
+                    led = False
+                    self.last_pass = time.time()
+                    continue
+                if not led:  # a new term: judge afresh, starting with a full poll
+                    led, next_full = True, time.monotonic()
+                    if self.watch is not None:
+                        self.watch.reset()
                 if time.monotonic() >= next_full:
                     next_full = time.monotonic() + self.period_s
                     self.poll_once(wait=False)

@@ -253,6 +253,7 @@ class OpHostFailover(Op):
     # An isolated host that stopped these HA VMs itself (isolation response): they
     # restart elsewhere and the host, alive, is not fenced.
     stopped: tuple[str, ...] = ()
+    epoch: int = 0  # the leader's epoch that decided it (replicas: ``replica/member.py``)
 
 
 @dataclass(frozen=True)

@@ -11,21 +11,17 @@ is back: the undo waits for it, then removes the image, and the same move works.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import Api, wait_for
+from tests.functional.served import WHIMBREL, Served, active
 from tests.functional.test_ha import ha_vm
 from tests.functional.test_lifecycle import lab_vm, wait_heartbeat
 from tests.functional.test_migration import copying_job, migrate, on_host
@@ -33,84 +29,11 @@ from whimbrel.lab.lab import Lab
 
 pytestmark = pytest.mark.lab
 PORT = 8482
-WHIMBREL = [sys.executable, "-m", "whimbrel.cli.main"]
-
-
-class Served:
-    """``whimbrel serve`` in the background over the test lab, with a store of its own."""
-
-    def __init__(self, lab: Lab, home: Path) -> None:
-        shutil.copytree(lab.settings.pki_dir, home / "pki")
-        self.home = home
-        self.env = dict(os.environ)
-        self.env.update(
-            WHIMBREL_HOME=str(home),
-            WHIMBREL_URL=f"http://127.0.0.1:{PORT}",
-            WHIMBREL_LAB_NAME=lab.spec.name,
-            WHIMBREL_LAB_DIR=str(lab.spec.root),
-            WHIMBREL_LAB_OCTET=str(lab.spec.octet),
-        )
-
-    def cli(self, *args: str) -> str:
-        p = subprocess.run([*WHIMBREL, *args], env=self.env, capture_output=True, text=True)
-        assert p.returncode == 0, (args, p.stdout, p.stderr)
-        return p.stdout
-
-    def start(self) -> float:
-        t0 = time.monotonic()
-        self.cli("serve", "--background", "--port", str(PORT))
-        token = (self.home / "token").read_text().strip()
-        self.http = httpx.Client(
-            base_url=f"http://127.0.0.1:{PORT}/api/v1",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
-        )
-        return time.monotonic() - t0
-
-    def kill(self) -> None:
-        """SIGKILL: no goodbye, no cleanup."""
-        pid = int((self.home / "serve.pid").read_text())
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), timeout=10)
-
-    def get(self, path: str) -> Any:
-        r = self.http.get(path)
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def submit(self, path: str, body: dict[str, Any] | None = None) -> int:
-        r = self.http.post(path, json=body or {})
-        assert r.status_code == 202, r.text
-        return int(r.json()["id"])
-
-    def done(self, job_id: int, timeout: float = 300) -> dict[str, Any]:
-        final = {"Completed", "Terminated", "Killed", "Exception"}
-        return dict(
-            wait_for(
-                lambda: (j := self.get(f"/jobs/{job_id}"))["state"] in final and j,
-                timeout=timeout,
-                period=0.5,
-            )
-        )
-
-    def phase(self, job_id: int, *prefixes: str) -> None:
-        wait_for(
-            lambda: self.get(f"/jobs/{job_id}")["phase"].startswith(prefixes),
-            timeout=90,
-            period=0.05,
-        )
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 @pytest.fixture
 def served(lab: Lab, tmp_path: Path) -> Iterator[Served]:
-    s = Served(lab, tmp_path / "home")
+    s = Served(lab, tmp_path / "home", PORT)
     s.start()
     s.cli("lab", "enroll")
     yield s
@@ -134,23 +57,11 @@ def _settled_as_the_hosts_say(lab: Lab, s: Served, job: dict[str, Any], vm: str)
     v = s.get(f"/vms/{vm}")
     src, dst = job["op"]["source"], job["op"]["to"]
     if job["state"] == "Completed":
-        assert v["host"] == dst and _active(lab, dst, vm) and not _active(lab, src, vm)
+        assert v["host"] == dst and active(lab, dst, vm) and not active(lab, src, vm)
     else:
         assert job["state"] == "Terminated", job
-        assert v["host"] == src and _active(lab, src, vm) and not on_host(lab, dst, vm)
+        assert v["host"] == src and active(lab, src, vm) and not on_host(lab, dst, vm)
     return str(v["host"])
-
-
-def _active(lab: Lab, host: str, name: str) -> bool:
-    import libvirt
-
-    conn = libvirt.open(lab.spec.host(host).local_uri)
-    try:
-        return name in [
-            d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-        ]
-    finally:
-        conn.close()
 
 
 def test_a_manager_killed_during_the_memory_copy_settles_by_what_the_hosts_show(

@@ -23,8 +23,7 @@ GOLDEN = Path(__file__).parent.parent / "golden"
 def cli(api: Api, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
     monkeypatch.setenv("WHIMBREL_HOME", str(settings.home))
     context.settings.cache_clear()
-    c = Client(settings)
-    c.http = api.http
+    c = Client(settings, http=api.http)
     context.use_client(c)
     yield CliRunner(env={"COLUMNS": "110", "NO_COLOR": "1", "TERM": "dumb"})
     context.use_client(None)

@@ -37,6 +37,7 @@ class Script:
         self.entered: dict[str, threading.Event] = {}
         self.host_down: set[int] = set()  # undos that find their host silent
         self.seen: dict[int, Truth] = {}  # what observing each step finds after a restart
+        self.delay = 0.0  # seconds each step takes
 
 
 class ScriptFlow(Flow):
@@ -57,6 +58,7 @@ class ScriptFlow(Flow):
                     sc.entered[key].set()
                 if key in sc.gate:
                     sc.gate.pop(key).wait(10)  # once: a rerun of the same name passes
+                time.sleep(sc.delay)
                 ctx.progress(f"p{i}", 90 - i * 40)  # reports going backwards on purpose
                 if i in sc.fail_do:
                     raise HypervisorError("E_TEST", f"step {i} broke", "nothing")

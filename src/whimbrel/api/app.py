@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from whimbrel import __version__
 from whimbrel.api.failover import add_routes as failover_routes
 from whimbrel.api.ha import add_routes as ha_routes
+from whimbrel.api.lists import add_routes as list_routes
 from whimbrel.api.maintenance import add_routes as maintenance_routes
 from whimbrel.api.migration import add_routes as migration_routes
 from whimbrel.api.views import cluster_view, host_view, job_view, vm_view
@@ -45,7 +46,7 @@ from whimbrel.ops import (
     OpVmStart,
     OpVmStop,
 )
-from whimbrel.store.models import Cluster, Host, Job, Vm
+from whimbrel.store.models import Cluster
 from whimbrel.store.repo import get_cluster, get_host, get_job, get_vm, vm_host_name
 from whimbrel.web import CONSOLE
 
@@ -159,9 +160,16 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
         stale = [k for k, limit in STALE_S.items() if ages.get(k, 0.0) > limit]
         if ages["db_down_s"] > 0:
             stale.append("database")
+        me = manager.membership
+        if not me.holding():
+            stale.append("replica lease")
         body = {
             "status": "stale: " + ", ".join(stale) if stale else "ok",
             "version": __version__,
+            "replica": me.name,
+            "leader": me.leading(),
+            "epoch": me.epoch if me.leading() else None,
+            "lease": round(time.time() - me.last_pass, 1),
             **ages,
         }
         return JSONResponse(body, status_code=503 if stale else 200)
@@ -170,12 +178,9 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
     ha_routes(app, manager, deps, submit, read)
     maintenance_routes(app, manager, deps, submit, read)
     failover_routes(app, manager, deps, submit, read)
+    list_routes(app, manager, deps, read)
 
     # -- hosts -----------------------------------------------------------------
-    @app.get("/api/v1/hosts", dependencies=deps)
-    def list_hosts() -> list[dict[str, Any]]:
-        return read(lambda s: [host_view(h) for h in s.scalars(select(Host).order_by(Host.name))])
-
     @app.get("/api/v1/hosts/{name}", dependencies=deps)
     def show_host(name: str) -> dict[str, Any]:
         return read(lambda s: host_view(get_host(s, name), detail=True))
@@ -220,10 +225,6 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
         return submit(OpClusterRemoveHost(name, host))
 
     # -- VMs -------------------------------------------------------------------
-    @app.get("/api/v1/vms", dependencies=deps)
-    def list_vms() -> list[dict[str, Any]]:
-        return read(lambda s: [vm_view(v) for v in s.scalars(select(Vm).order_by(Vm.name))])
-
     @app.get("/api/v1/vms/{name}", dependencies=deps)
     def show_vm(name: str) -> dict[str, Any]:
         return read(lambda s: vm_view(get_vm(s, name)))
@@ -281,11 +282,6 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
         return submit(OpVmDelete(name, force))
 
     # -- jobs ------------------------------------------------------------------
-    @app.get("/api/v1/jobs", dependencies=deps)
-    def list_jobs(limit: int = 50) -> list[dict[str, Any]]:
-        q = select(Job).order_by(Job.id.desc()).limit(max(1, min(limit, 1000)))
-        return read(lambda s: [job_view(j) for j in s.scalars(q)])
-
     @app.get("/api/v1/jobs/{job_id}", dependencies=deps)
     def show_job(job_id: int) -> dict[str, Any]:
         return read(lambda s: job_view(get_job(s, job_id), steps=True))

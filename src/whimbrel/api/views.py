@@ -138,6 +138,8 @@ def job_view(j: Job, steps: bool = False) -> dict[str, Any]:
         "error": j.error,
         "rollback": j.rollback,
         "manual_fix": j.manual_fix,
+        "owner": j.owner,  # the replica that runs (or ran) it
+        "claim": j.claim,  # 2 and up: taken over from a replica that died
         "created_at": _ts(j.created_at),
         "started_at": _ts(j.started_at),
         "finished_at": _ts(j.finished_at),

@@ -1,4 +1,10 @@
-"""HTTP client of the manager, turning API errors back into Whimbrel errors."""
+"""HTTP client of the manager, turning API errors back into Whimbrel errors.
+
+``WHIMBREL_URL`` may name several replicas, comma-separated: a request goes to
+the one that answered last, and to the next when it does not answer (any
+request that could not connect; a read whatever the failure, since reading
+twice is harmless).
+"""
 
 from __future__ import annotations
 
@@ -16,29 +22,73 @@ FINAL = {"Completed", "Terminated", "Killed", "Exception"}
 
 
 class Client:
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.BaseTransport | None = None,
+        http: httpx.Client | None = None,  # a client of its own (tests: the app in process)
+    ):
         self.settings = settings
         token = ""
         if settings.token_file.exists():
             token = settings.token_file.read_text().strip()
-        self.http = httpx.Client(
-            base_url=settings.api_url,
-            headers={"Authorization": f"Bearer {token}"} if token else {},
-            timeout=60.0,
-            transport=transport,
-        )
+        self.urls = [u.strip().rstrip("/") for u in settings.api_url.split(",") if u.strip()]
+        self._clients = [
+            httpx.Client(
+                base_url=url,
+                headers={"Authorization": f"Bearer {token}"} if token else {},
+                timeout=60.0,
+                transport=transport,
+            )
+            for url in self.urls
+        ]
+        if http is not None:
+            self.urls, self._clients = [str(http.base_url)], [http]
+        self._first = 0  # the replica that answered last
         self.has_token = bool(token)
 
+    @property
+    def http(self) -> httpx.Client:
+        return self._clients[self._first]
+
     def request(self, method: str, path: str, **kw: Any) -> Any:
-        try:
-            resp = self.http.request(method, "/api/v1" + path, **kw)
-        except httpx.TransportError as exc:
-            raise HostUnreachable(
-                "E_MANAGER_DOWN",
-                f"the Whimbrel manager at {self.settings.api_url} does not answer",
-                "start it with 'whimbrel serve' (or 'whimbrel serve --background')",
-                str(exc),
-            ) from exc
+        return self._check(self.send(method, path, **kw))
+
+    def send(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """The answer of the first replica that answers."""
+        failures = []
+        n = len(self._clients)
+        for k in range(n):
+            i = (self._first + k) % n
+            try:
+                resp = self._clients[i].request(method, "/api/v1" + path, **kw)
+            except httpx.TransportError as exc:
+                failures.append(f"{self.urls[i]}: {exc}")
+                if method == "GET" or isinstance(exc, httpx.ConnectError):
+                    continue
+                break  # it may have arrived: sending it again could act twice
+            self._first = i
+            return resp
+        raise HostUnreachable(
+            "E_MANAGER_DOWN",
+            f"the Whimbrel manager at {', '.join(self.urls)} does not answer",
+            "start it with 'whimbrel serve' (or 'whimbrel serve --background'), or name "
+            "every replica in WHIMBREL_URL, comma-separated",
+            "; ".join(failures),
+        )
+
+    def pages(self, path: str, **params: Any) -> list[Any]:
+        """Every row of a paged list, following ``X-Next-Cursor``."""
+        rows: list[Any] = []
+        cursor = ""
+        while True:
+            resp = self.send("GET", path, params={**params, "cursor": cursor})
+            rows.extend(self._check(resp))
+            cursor = resp.headers.get("X-Next-Cursor", "")
+            if not cursor:
+                return rows
+
+    def _check(self, resp: httpx.Response) -> Any:
         if resp.status_code >= 400:
             try:
                 err = resp.json()["error"]

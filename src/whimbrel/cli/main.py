@@ -15,6 +15,7 @@ from whimbrel.cli.inventory import cluster_app, host_app
 from whimbrel.cli.jobs import job_app
 from whimbrel.cli.lab import lab_app
 from whimbrel.cli.maintenance import maintenance_app
+from whimbrel.cli.managers import manager_app
 from whimbrel.cli.migration import migration_app, vm_migrate
 from whimbrel.cli.pki import pki_app
 from whimbrel.cli.serve import console, serve
@@ -43,6 +44,7 @@ cluster_app.command("verify")(cluster_verify)
 app.add_typer(failover_app, name="failover")
 app.add_typer(heartbeat_app, name="heartbeat")
 app.add_typer(pki_app, name="pki")
+app.add_typer(manager_app, name="manager")
 app.add_typer(hyperv_app, name="hyperv")
 app.command("serve")(serve)
 app.command("console")(console)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,10 +30,18 @@ def serve(
     port: int = typer.Option(DEFAULT_PORT),
     background: bool = typer.Option(False, "--background", help="Detach; log to the data dir."),
     stop: bool = typer.Option(False, "--stop", help="Stop a manager started with --background."),
+    replica_name: str = typer.Option(
+        "",
+        "--replica-name",
+        help="This replica's name among managers sharing a PostgreSQL store "
+        "(default: MACHINE:PORT).",
+    ),
 ) -> None:
-    """Run the manager: REST API (OpenAPI at /docs) and job runner."""
+    """Run the manager: REST API (OpenAPI at /docs) and job runner.  Several may share
+    one PostgreSQL store (WHIMBREL_DB_URL) as replicas; on SQLite only one may run."""
     s = settings()
     url = f"http://{host}:{port}"
+    name = replica_name or f"{socket.gethostname()}:{port}"
     if stop:
         return _stop()
     if background:
@@ -51,6 +60,8 @@ def serve(
                 host,
                 "--port",
                 str(port),
+                "--replica-name",
+                name,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -61,8 +72,11 @@ def serve(
         deadline = time.monotonic() + 30
         while not _healthy(url):
             if proc.poll() is not None or time.monotonic() > deadline:
+                tail = s.log_file.read_text(errors="replace").strip().splitlines()[-3:]
                 raise HostUnreachable(
-                    "E_MANAGER_START", "the manager did not start", f"read {s.log_file}"
+                    "E_MANAGER_START",
+                    "the manager did not start: " + (" / ".join(tail) or "no output"),
+                    f"read {s.log_file}",
                 )
             time.sleep(0.1)
         out.print(f"manager running at {url} (pid {proc.pid}, log {s.log_file})")
@@ -72,9 +86,15 @@ def serve(
     from whimbrel.api.app import create_app
     from whimbrel.manager import Manager
 
-    manager = Manager(s)
-    err.print(f"token in {s.token_file}; API at {url}/api/v1, docs at {url}/docs")
-    uvicorn.run(create_app(manager), host=host, port=port, log_level="warning")
+    manager = Manager(s, name=name, url=url)
+    manager.start()  # a refusal (another manager on SQLite, say) comes before anything listens
+    err.print(f"replica {name}; token in {s.token_file}; API at {url}/api/v1, docs at {url}/docs")
+    try:
+        uvicorn.run(
+            create_app(manager, start_runner=False), host=host, port=port, log_level="warning"
+        )
+    finally:
+        manager.stop()
 
 
 def console() -> None:

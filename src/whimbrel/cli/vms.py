@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
 import typer
 
 from whimbrel.cli.context import client, out
@@ -16,15 +13,6 @@ from whimbrel.lab.topology import GUEST_DIR
 vm_app = typer.Typer(
     help="Virtual machines: create, start, stop, save, restore, delete.", no_args_is_help=True
 )
-
-
-def _heartbeats(vms: list[dict[str, Any]]) -> dict[str, Any]:
-    running = [v["name"] for v in vms if v["state"] == "running"]
-    if not running:
-        return {}
-    with ThreadPoolExecutor(8) as pool:
-        beats = pool.map(lambda n: client().get(f"/vms/{n}/heartbeat")["heartbeat"], running)
-        return dict(zip(running, beats, strict=True))
 
 
 @vm_app.command("create")
@@ -89,9 +77,17 @@ def vm_list(
     heartbeat: bool = typer.Option(
         True, "--heartbeat/--no-heartbeat", help="Read guest heartbeats."
     ),
+    host: str = typer.Option("", help="Only the VMs of this host."),
+    cluster: str = typer.Option("", help="Only the VMs of this cluster."),
+    state: str = typer.Option("", help="Only VMs in this state (running, stopped, ...)."),
 ) -> None:
-    vms = client().get("/vms")
-    beats = _heartbeats(vms) if heartbeat else {}
+    """Every VM (read a page at a time), with its guest's heartbeat unless told not to."""
+    given = {"host": host, "cluster": cluster, "state": state}
+    query = {k: v for k, v in given.items() if v}
+    if heartbeat:  # read from the hosts: a smaller page
+        query |= {"heartbeat": "true", "limit": "200"}
+    vms = client().pages("/vms", **query)
+    beats = {v["name"]: v.get("heartbeat") for v in vms}
     if json:
         return emit_json(out, [v | {"heartbeat": beats.get(v["name"])} for v in vms])
     table(

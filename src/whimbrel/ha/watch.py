@@ -64,14 +64,20 @@ class FailoverWatch:
     ):
         self.sessions, self.submit = sessions, submit
         self.retry_s, self.storage_period_s = retry_s, storage_period_s
-        self.clock = clock
-        self.liveness = Liveness(overdue_s, clock)
-        self.manager_isolated = False
-        self._nodes: list[_Node] = []  # the fleet as last read (every storage period)
-        self._tried: dict[str, float] = {}
-        self._policies: dict[str, Policy] = {}
-        self._storage_read = float("-inf")
+        self.clock, self.overdue_s = clock, overdue_s
         self._lock = threading.Lock()  # polls report from threads of their own
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every observation: a replica that starts leading judges afresh, from
+        what it sees itself, never from what it saw in an earlier term."""
+        with self._lock:
+            self.liveness = Liveness(self.overdue_s, self.clock)
+            self.manager_isolated = False
+            self._nodes: list[_Node] = []  # the fleet as last read (every storage period)
+            self._tried: dict[str, float] = {}
+            self._policies: dict[str, Policy] = {}
+            self._storage_read = float("-inf")
 
     def seen(self, host: str, ok: bool, reason: str = "") -> None:
         with self._lock:

@@ -7,6 +7,9 @@ SQLite locked) is tried again with backoff for ``retry_s``; only then does the
 error reach the runner, which ends the job in a clear state.  A step whose work
 is done is therefore never left ``Running`` because its result could not be
 recorded at once.
+
+Every write about a job this replica claimed is made only while the claim is
+still its own (:func:`whimbrel.jobs.claims.keep`), and renews the claim's lease.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from whimbrel.domain.job import (
     check_step_transition,
 )
 from whimbrel.errors import WhimbrelError
+from whimbrel.jobs.claims import keep
 from whimbrel.store.models import Job, JobStep
 
 log = logging.getLogger(__name__)
@@ -56,9 +60,17 @@ def error_dict(exc: BaseException) -> dict[str, Any]:
 
 
 class Books:
-    def __init__(self, sessions: sessionmaker[Session], retry_s: float = RETRY_S) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        retry_s: float = RETRY_S,
+        me: str = "manager",
+        lease_s: float = 10.0,
+    ) -> None:
         self.sessions = sessions
         self.retry_s = retry_s
+        self.me, self.lease_s = me, lease_s
+        self.claims: dict[int, int] = {}  # job id -> the claim this replica runs it under
         self.db_down_since: float | None = None  # for /health
         self._lock = threading.Lock()
 
@@ -72,6 +84,17 @@ class Books:
                 return fn(s)
 
         return self._retry(go)
+
+    def for_job(self, job_id: int, fn: Callable[[Session], T]) -> T:
+        """``write``, on condition that this replica still holds the job's claim."""
+
+        def go(s: Session) -> T:
+            number = self.claims.get(job_id)
+            if number is not None:
+                keep(s, job_id, self.me, number, self.lease_s)
+            return fn(s)
+
+        return self.write(go)
 
     def _in_tx(self, fn: Callable[[Session], T]) -> T:
         with self.sessions.begin() as s:
@@ -127,13 +150,13 @@ class Books:
             if state.final:
                 job.finished_at = now()
 
-        self.write(go)
+        self.for_job(job_id, go)
 
     def message(self, job_id: int, message: str) -> None:
         def go(s: Session) -> None:
             s.get_one(Job, job_id).message = message
 
-        self.write(go)
+        self.for_job(job_id, go)
 
     def finish(self, job_id: int, state: JobState, rollback: Rollback) -> None:
         def go(s: Session) -> None:
@@ -151,7 +174,7 @@ class Books:
                 why = f"{job.error['code']}: {job.error['cause']}" if job.error else job.message
                 job.message = f"{why}; {job.phase}"
 
-        self.write(go)
+        self.for_job(job_id, go)
         self.job(job_id, state)
 
     def step(
@@ -178,7 +201,7 @@ class Books:
             if error is not None:
                 row.error = error
 
-        self.write(go)
+        self.for_job(job_id, go)
 
     def steps(self, job_id: int) -> dict[int, tuple[StepState, dict[str, Any] | None]]:
         def go(s: Session) -> dict[int, tuple[StepState, dict[str, Any] | None]]:

@@ -49,12 +49,17 @@ class RunContext:
             if extra:
                 job.progress = {**job.progress, **extra}
 
-        self._runner.books.write(go)
+        self._runner.books.for_job(self.job_id, go)
 
     def step_progress(self, fraction: float, phase: str, message: str = "", **extra: Any) -> None:
         lo, hi = self.span
         pct = int(lo + (hi - lo) * min(1.0, max(0.0, fraction)))
         self.progress(phase, pct, message, **extra)
+
+    def keep_claim(self) -> None:
+        """Raise unless this replica still holds the job (before an act that must happen
+        once: a fence, a restart)."""
+        self._runner.books.for_job(self.job_id, lambda _s: None)
 
     def cancelled(self) -> bool:
         return self._runner.cancel_requested(self.job_id)

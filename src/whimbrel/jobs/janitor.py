@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from whimbrel.domain.job import FINAL_JOB_STATES, Rollback, StepState
-from whimbrel.jobs import pending
+from whimbrel.jobs import claims, pending
 from whimbrel.jobs.bookkeeping import Books, error_dict, now
 from whimbrel.jobs.context import RunContext
 from whimbrel.store.models import Job, JobStep, PendingUndo
@@ -36,14 +36,20 @@ def retry_pending(runner: JobRunner, only: list[int] | None = None) -> int:
             continue
         with runner.sessions() as s:
             locks = list(s.get_one(Job, job_id).locks)
-        vm_locks = [lk for lk in locks if lk.startswith("vm:")]
-        if not runner.try_hold(vm_locks):  # not while a job holds the same VM
-            continue
-        try:
-            done += _retry_one(runner, pid, job_id, index)
-        finally:
-            runner.release(vm_locks)
+        done += _retry_held(
+            runner, pid, job_id, index, [lk for lk in locks if lk.startswith("vm:")]
+        )
     return done
+
+
+def _retry_held(runner: JobRunner, pid: int, job_id: int, index: int, vm_locks: list[str]) -> int:
+    # Not while a job holds the same VM, on any replica: the hold is in the store.
+    if not runner.books.write(lambda s: claims.hold_cleanup(s, pid, runner.me, vm_locks)):
+        return 0
+    try:
+        return _retry_one(runner, pid, job_id, index)
+    finally:
+        runner.books.write(lambda s: claims.drop_cleanup(s, pid))
 
 
 def _retry_one(runner: JobRunner, pid: int, job_id: int, index: int) -> int:

@@ -1,15 +1,16 @@
-"""After a manager restart: reconcile, don't replay.
+"""After a manager restart or a replica's death: reconcile, don't replay.
 
-Each job the previous manager left unfinished is taken up on a thread of its
-own, holding its locks (so new jobs on the same VMs wait), and settled by what
-the hosts show, not by the plan it was following:
+Each job its manager left unfinished is taken up (:func:`whimbrel.jobs.claims.takeover`)
+on a thread of its own, still holding its locks (so new jobs on the same VMs
+wait), and settled by what the hosts show, not by the plan it was following:
 
 * a step interrupted mid-way is **observed** (:meth:`Step.observe`): if its work
   is in place (the VM runs on the destination), the step is recorded done and
   the job carries on to ``Completed``; if none of it is (the VM still runs on
   its source), only the steps before it are undone and the job ends
-  ``Terminated``; only if the hosts cannot tell is the step undone too and the
-  job ``Killed``;
+  ``Terminated`` (a step that acts only on what is left, ``redo``, runs again
+  instead); only if the hosts cannot tell is the step undone too and the job
+  ``Killed``;
 * a job between two steps carries on from the next one;
 * a job that was undoing finishes its undo (every undo observes first).
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel.domain.job import JobState, Rollback, StepState
@@ -35,20 +35,6 @@ if TYPE_CHECKING:
     from whimbrel.jobs.runner import JobRunner
 
 log = logging.getLogger(__name__)
-UNFINISHED = [JobState.STARTING, JobState.RUNNING, JobState.SUSPENDED, JobState.SHUTTING_DOWN]
-
-
-def reconcile_all(runner: JobRunner) -> list[int]:
-    """Take up every unfinished job; return their ids (they settle in the background)."""
-    with runner.sessions() as s:
-        rows = s.execute(
-            select(Job.id, Job.kind, Job.locks).where(Job.state.in_(UNFINISHED)).order_by(Job.id)
-        ).all()
-    for job_id, kind, locks in rows:
-        log.warning("job %d was interrupted by a manager restart; reconciling it", job_id)
-        parent = runner.flows.for_kind(kind).waits_for_children
-        runner.launch(job_id, list(locks), lambda j: reconcile(runner, j), parent)
-    return [r[0] for r in rows]
 
 
 def _note(runner: JobRunner, job_id: int, **what: object) -> None:
@@ -98,6 +84,8 @@ def reconcile(runner: JobRunner, job_id: int) -> None:
     if seen.truth == Truth.DONE:
         books.step(job_id, i, StepState.DONE, result=seen.result or {})
         return runner.execute(job_id, start=i + 1)
+    if seen.truth == Truth.NOT_DONE and step.redo:  # it acts only on what is left: again
+        return runner.execute(job_id, start=i)
     if seen.truth == Truth.NOT_DONE:
         err = {
             "code": "E_INTERRUPTED",

@@ -6,11 +6,17 @@ waits out a database that is briefly away), so the store always tells what was
 done.  A job waits in ``New`` while another job holds one of its locks (the
 queue position is shown in its message); it never fails for that.
 
+Several managers (replicas) may share one PostgreSQL store: each claims jobs
+in the store (:mod:`whimbrel.jobs.claims`), so a job runs on one replica, holds
+its locks whichever replica runs it, and is taken over and reconciled by another
+if its replica dies.
+
 Three threads keep it going, each guarded so that no error stops it silently,
-and each reporting its last good pass to ``/health``: the scheduler (starts
-queued jobs), the janitor (retries undos that waited for their host, prunes old
-jobs), and one thread per running job.  Parent jobs (a drain, a failover) wait
-for their children without taking a worker, so children always get one.
+and each reporting its last good pass to ``/health``: the scheduler (claims and
+starts queued jobs), the janitor (on the leader only: retries undos that waited
+for their host, prunes old jobs), and one thread per running job.  Parent jobs
+(a drain, a failover) wait for their children without taking a worker, so
+children always get one.
 """
 
 from __future__ import annotations
@@ -18,21 +24,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.job import FINAL_JOB_STATES, JobState, Rollback, StepState
 from whimbrel.errors import Cancelled, NotFound, WrongState
-from whimbrel.jobs import janitor, pending
+from whimbrel.jobs import claims, janitor, pending
 from whimbrel.jobs.bookkeeping import Books, error_dict
+from whimbrel.jobs.claims import Claimed, Deposed
 from whimbrel.jobs.context import RunContext
 from whimbrel.jobs.flow import FlowRegistry
-from whimbrel.jobs.recovery import reconcile_all
+from whimbrel.jobs.recovery import reconcile
 from whimbrel.jobs.step import Step
 from whimbrel.ops import Op, op_from_dict
 from whimbrel.store.models import Job, JobStep
@@ -40,6 +46,7 @@ from whimbrel.store.models import Job, JobStep
 log = logging.getLogger(__name__)
 RETENTION_DAYS = 30
 PRUNE_EVERY_S = 3600.0
+STEAL_AFTER_S = 1.0  # a job submitted through another replica is left to it this long
 
 
 class JobRunner:
@@ -52,17 +59,24 @@ class JobRunner:
         capacity: Callable[[str], int] | None = None,
         retention_days: float = RETENTION_DAYS,
         janitor_s: float = pending.RETRY_S,
+        me: str = "manager",
+        lease_s: float = 10.0,
+        leading: Callable[[], bool] = lambda: True,
+        single: bool = True,
     ):
         self.sessions = sessions
         self.flows = flows
         self.conns = conns
-        self.books = Books(sessions)
+        # ``me`` claims jobs in the store; ``single``: no other manager can use the
+        # store (SQLite), so every unfinished job at start is this one's to take up.
+        self.me, self.lease_s, self.leading, self.single = me, lease_s, leading, single
+        self.books = Books(sessions, me=me, lease_s=lease_s)
         self._workers = workers
         # How many jobs may hold a lock at once: 1, except for slots such as a
         # host's live-migration limit (Hyper-V's MaximumVirtualMachineMigrations).
         self._capacity = capacity or (lambda _lock: 1)
         self.retention_days, self.janitor_s = retention_days, janitor_s
-        self._held: Counter[str] = Counter()
+        self._queue = threading.Lock()  # one claim pass or takeover at a time here
         self._running: dict[int, threading.Thread] = {}
         self._parents: set[int] = set()  # running jobs that only wait for children
         self._cond = threading.Condition()
@@ -92,9 +106,27 @@ class JobRunner:
             t.join(timeout)
 
     def recover(self) -> list[int]:
-        """Take up the jobs a previous manager left unfinished (see ``recovery.py``);
-        they settle on threads of their own.  Returns their ids."""
-        return reconcile_all(self)
+        """Take up the jobs nobody runs any more: left by a previous manager, or by a
+        replica whose lease ran out (see ``recovery.py``); they settle on threads of
+        their own.  Returns their ids."""
+        with self._queue:
+            with self.sessions.begin() as s:
+                mine = set(self._running)
+                taken = claims.takeover(s, self.me, mine, self.lease_s, self.single)
+            for c in taken:
+                self._take_up(c)
+        return [c.job_id for c in taken]
+
+    def _take_up(self, c: Claimed) -> None:
+        parent = self.flows.for_kind(c.kind).waits_for_children
+        if c.state == JobState.NEW:  # claimed, never started
+            return self.launch(c, self.execute, parent)
+        log.warning("job %d was left by its manager; %s reconciles it", c.job_id, self.me)
+        self.launch(c, lambda j: reconcile(self, j), parent)
+
+    def running(self) -> list[int]:
+        with self._cond:
+            return list(self._running)
 
     def health(self) -> dict[str, Any]:
         """Seconds since each loop's last good pass; how long the database is away."""
@@ -108,8 +140,9 @@ class JobRunner:
 
     # -- submission -----------------------------------------------------------
 
-    def submit(self, op: Op) -> int:
-        """Validate ``op`` (raising user errors, changing nothing) and queue its job."""
+    def submit(self, op: Op, guard: Callable[[Session], None] | None = None) -> int:
+        """Validate ``op`` (raising user errors, changing nothing) and queue its job;
+        ``guard`` runs in the same transaction and may refuse it (the leader's epoch)."""
         flow = self.flows.for_kind(op.kind)
         op = flow.prepare(op)
         if flow.finishes_cleanup_first:  # before validation: a leftover can fail it
@@ -120,7 +153,10 @@ class JobRunner:
         locks = flow.locks(op)
         steps = flow.steps(op)
         with self.sessions.begin() as s:
+            if guard is not None:
+                guard(s)
             job = Job(
+                submitted_by=self.me,
                 kind=op.kind,
                 subject=flow.subject(op),
                 op=op.to_dict(),
@@ -209,72 +245,69 @@ class JobRunner:
                 self._cond.wait(0.5)
 
     def _start_ready(self) -> None:
-        """Start every queued job whose locks are free (caller holds ``_cond``)."""
-        with self.sessions() as s:
-            queued = s.execute(
-                select(Job.id, Job.kind, Job.locks, Job.cancel_requested)
-                .where(Job.state == JobState.NEW)
-                .order_by(Job.id)
-            ).all()
-        waiting = 0
-        for job_id, kind, locks, cancel in queued:
-            if job_id in self._running:
-                continue
-            try:
-                if cancel:
-                    self.books.job(job_id, JobState.TERMINATED, "cancelled before it started")
-                    continue
-                parent = self.flows.for_kind(kind).waits_for_children
-                caps = {lk: max(1, self._capacity(lk)) for lk in locks}
-                busy = [lk for lk in locks if self._held[lk] >= caps[lk]]
+        """Claim and start every queued job whose locks are free (caller holds ``_cond``)."""
+        started: list[Claimed] = []
+        cancelled: list[int] = []
+        with self._queue:
+            with self.sessions.begin() as s:
+                now = claims.lock_queue(s)
+                held = claims.held(s)
+                caps: dict[str, int] = {}
+                waiting = 0
                 workers = len(self._running) - len(self._parents)
-                if busy or (not parent and workers >= self._workers):
-                    waiting += 1
-                    what = ", ".join(f"{lk} (limit {caps[lk]})" for lk in busy)
-                    self.books.message(
-                        job_id, f"queued: position {waiting}, waiting for {what or 'a worker'}"
-                    )
-                    continue
-                self.launch(job_id, list(locks), self.execute, parent)
-            except Exception:  # one job's trouble is not the queue's
-                log.exception("job %d could not be started; the next pass tries again", job_id)
+                for q in claims.queued(s, self.me, STEAL_AFTER_S):
+                    if q.cancel:
+                        cancelled.append(claims.claim(s, q.job_id, self.me, now, 0).job_id)
+                        continue
+                    if q.foreign:
+                        continue
+                    try:
+                        parent = self.flows.for_kind(q.kind).waits_for_children
+                    except KeyError:  # one job's trouble is not the queue's
+                        log.error("job %d is of unknown kind %r; left queued", q.job_id, q.kind)
+                        continue
+                    for lk in q.locks:
+                        if lk not in caps:
+                            caps[lk] = max(1, self._capacity(lk))
+                    busy = [lk for lk in q.locks if held[lk] >= caps[lk]]
+                    if busy or (not parent and workers >= self._workers):
+                        waiting += 1
+                        what = ", ".join(f"{lk} (limit {caps[lk]})" for lk in busy)
+                        msg = f"queued: position {waiting}, waiting for {what or 'a worker'}"
+                        if msg != q.message:  # written only when it changes
+                            s.execute(update(Job).where(Job.id == q.job_id).values(message=msg))
+                        continue
+                    held.update(q.locks)
+                    workers += 0 if parent else 1
+                    started.append(claims.claim(s, q.job_id, self.me, now, self.lease_s))
+            for c in started:
+                self.launch(c, self.execute, self.flows.for_kind(c.kind).waits_for_children)
+        for job_id in cancelled:
+            self.books.job(job_id, JobState.TERMINATED, "cancelled before it started")
 
-    def launch(
-        self, job_id: int, locks: list[str], fn: Callable[[int], None], parent: bool
-    ) -> None:
-        """Run ``fn(job_id)`` on a thread of its own, holding the job's locks."""
+    def launch(self, c: Claimed, fn: Callable[[int], None], parent: bool) -> None:
+        """Run ``fn(job_id)`` on a thread of its own, under the job's claim."""
         with self._cond:
-            self._held.update(locks)
-            t = threading.Thread(target=self._run, args=(job_id, locks, fn), daemon=True)
-            self._running[job_id] = t
+            self.books.claims[c.job_id] = c.claim
+            t = threading.Thread(target=self._run, args=(c.job_id, fn), daemon=True)
+            self._running[c.job_id] = t
             if parent:
-                self._parents.add(job_id)
+                self._parents.add(c.job_id)
             t.start()
 
-    def try_hold(self, locks: list[str]) -> bool:
-        """Take ``locks`` if no job holds any of them (the janitor's cleanups)."""
-        with self._cond:
-            if any(self._held[lk] for lk in locks):
-                return False
-            self._held.update(locks)
-            return True
-
-    def release(self, locks: list[str]) -> None:
-        with self._cond:
-            self._held.subtract(locks)
-            self._held = +self._held  # drop the zero counts
-            self._cond.notify_all()
-
-    def _run(self, job_id: int, locks: list[str], fn: Callable[[int], None]) -> None:
+    def _run(self, job_id: int, fn: Callable[[int], None]) -> None:
         try:
             fn(job_id)
+        except Deposed as exc:  # another replica took it over: it is that one's now
+            log.warning("job %d: this replica stops: %s", job_id, exc)
         except Exception:  # the runner itself must survive anything a job does
             log.exception("job %d crashed its thread; a manager restart reconciles it", job_id)
         finally:
             with self._cond:
                 self._running.pop(job_id, None)
                 self._parents.discard(job_id)
-            self.release(locks)
+                self.books.claims.pop(job_id, None)
+                self._cond.notify_all()
 
     def steps_of(self, job_id: int) -> tuple[Op, list[Step]]:
         op = op_from_dict(self.books.read(lambda s: dict(s.get_one(Job, job_id).op)))
@@ -306,6 +339,8 @@ class JobRunner:
             self.books.step(job_id, i, StepState.RUNNING)
             try:
                 result = step.do(ctx)
+            except Deposed:
+                raise
             except Cancelled as exc:  # the step stopped its own work on a cancel request
                 self.books.step(job_id, i, StepState.FAILED, error=error_dict(exc))
                 return self._terminate(job_id, steps)
@@ -343,6 +378,8 @@ class JobRunner:
             self.books.step(job_id, i, StepState.UNDOING)
             try:
                 steps[i].undo(ctx, result)
+            except Deposed:
+                raise
             except BaseException as exc:
                 err = error_dict(exc)
                 what = f"step {i + 1} '{steps[i].name}' ({steps[i].description})"
@@ -382,6 +419,9 @@ class JobRunner:
         # Its own clock: job events wake the scheduler, not the janitor.  The first
         # pass waits too, so that recovery settles the jobs before any cleanup.
         while not self._stopped.wait(self.janitor_s):
+            if not self.leading():  # one janitor for the whole store: the leader's
+                self.last_pass["janitor"] = time.time()
+                continue
             try:
                 janitor.retry_pending(self)
                 if time.monotonic() - self._pruned > PRUNE_EVERY_S:

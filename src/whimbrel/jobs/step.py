@@ -73,6 +73,11 @@ class JobContext(Protocol):
 
     def cancelled(self) -> bool: ...
 
+    def keep_claim(self) -> None:
+        """Raise unless this replica still holds the job (right before an act that
+        must happen once: a fence, a restart)."""
+        ...
+
     def result_of(self, step: str) -> dict[str, Any]:
         """The persisted result of the earlier step named ``step`` ({} if none)."""
         ...
@@ -89,6 +94,9 @@ class JobContext(Protocol):
 class Step(ABC):
     name: str = "step"
     weight: int = 1  # share of the job's progress bar, relative to the other steps
+    # After a restart, a step observed not done is run again instead of rolled back:
+    # for steps that act only on what is left to do (a failover's restarts).
+    redo: bool = False
 
     @property
     def description(self) -> str:
@@ -117,9 +125,10 @@ class FnStep(Step):
         undo: Callable[[JobContext, StepResult], None] | None = None,
         weight: int = 1,
         observe: Callable[[JobContext], Observed] | None = None,
+        redo: bool = False,
     ) -> None:
         self.name = name
-        self.weight = weight
+        self.weight, self.redo = weight, redo
         self._description = description
         self._do = do
         self._undo = undo

@@ -23,11 +23,15 @@ from whimbrel.store.models import Cluster, Host, Vm
 def refresh(s: Session, event: str, cluster: str | None = None) -> dict[str, ReserveVerdict]:
     """Refresh one cluster (or all) and every HA VM's findings; return the verdicts."""
     s.flush()
-    vms = list(s.scalars(select(Vm).options(selectinload(Vm.disks), selectinload(Vm.host))))
-    clusters = list(
-        s.scalars(select(Cluster).options(selectinload(Cluster.hosts).selectinload(Host.networks)))
-    )
-    users = disk_users(s)
+    q = select(Vm).options(selectinload(Vm.disks), selectinload(Vm.host))
+    cq = select(Cluster).options(selectinload(Cluster.hosts).selectinload(Host.networks))
+    if cluster is not None:  # one cluster's event reads that cluster, not the fleet
+        cq = cq.where(Cluster.name == cluster)
+        q = q.join(Host, Vm.host_id == Host.id).join(Cluster, Host.cluster_id == Cluster.id)
+        q = q.where(Cluster.name == cluster)
+    vms = list(s.scalars(q))
+    clusters = list(s.scalars(cq))
+    users = disk_users(s, None if cluster is None else [d.path for v in vms for d in v.disks])
     by_host: dict[int | None, list[Vm]] = defaultdict(list)
     for vm in vms:
         by_host[vm.host_id].append(vm)

@@ -43,9 +43,13 @@ class ClusterView:
         return cls(cluster, nets, machines, users, biggest)
 
 
-def disk_users(s: Session) -> Counter[str]:
-    """How many VMs use each disk path, over every VM the manager knows (one query)."""
-    return Counter(s.scalars(select(Disk.path)))
+def disk_users(s: Session, paths: list[str] | None = None) -> Counter[str]:
+    """How many VMs use each disk path (of ``paths``, or every one), over every VM the
+    manager knows (one query)."""
+    q = select(Disk.path)
+    if paths is not None:
+        q = q.where(Disk.path.in_(paths))
+    return Counter(s.scalars(q))
 
 
 def ha_findings(vm: Vm, view: ClusterView | None, assume_ha: bool = False) -> list[Finding]:

@@ -33,7 +33,17 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql"):
-        return create_engine(url, pool_pre_ping=True)
+        # A link to the store that goes silent must fail a call in seconds, not hang
+        # it for the kernel's TCP timeout (minutes): replicas judge leases by it.
+        tcp = {
+            "connect_timeout": 5,
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 10000,
+        }
+        return create_engine(url, pool_pre_ping=True, connect_args=tcp)
     raise InvalidInput(
         "E_INVALID_DB_URL",
         f"database URL {url!r} is neither SQLite nor PostgreSQL",

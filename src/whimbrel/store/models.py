@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -227,6 +228,12 @@ class Job(Base):
     manual_fix: Mapped[str] = mapped_column(Text, default="")
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The replica running it, how many times it was claimed (a replica that lost its
+    # claim stops writing), and until when (the store's clock) its claim holds.
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    claim: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    submitted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -276,3 +283,32 @@ class PendingUndo(Base):
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    retrying_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class Replica(Base):
+    """A manager process sharing the store; times are the store's clock (seconds)."""
+
+    __tablename__ = "replicas"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(32))  # one per process start
+    url: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    machine: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[float] = mapped_column(Float)
+    seen_at: Mapped[float] = mapped_column(Float)
+    lease_until: Mapped[float] = mapped_column(Float)
+    stopped: Mapped[bool] = mapped_column(default=False)
+
+
+class Lease(Base):
+    """A named lease with an epoch: 'leader' (monitor, failover watch, janitor); and
+    rows whose locks serialise replicas: 'queue' (claim passes), 'fencing'."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), default="")
+    instance: Mapped[str] = mapped_column(String(32), default="")
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    acquired_at: Mapped[float] = mapped_column(Float, default=0.0)
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0)

@@ -29,12 +29,12 @@ from whimbrel.ha.storage import heartbeat_dir
 from whimbrel.jobs.children import Child, outcome, reattach, run_children
 from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.flows.vm_common import spec_of
-from whimbrel.jobs.step import FnStep, JobContext, Observed, Step, StepResult
+from whimbrel.jobs.step import FnStep, JobContext, Observed, Step, StepResult, Truth
 from whimbrel.ops import OpHaSet, OpHostFailover, OpHostFenceSet, OpVmRecover
 from whimbrel.placement.inventory import sites
 from whimbrel.placement.refresh import refresh
 from whimbrel.placement.turns import place_in_turn, restart_order
-from whimbrel.store.models import Vm
+from whimbrel.store.models import Lease, Vm
 from whimbrel.store.repo import (
     busy_vms,
     cluster_of_vm,
@@ -118,7 +118,8 @@ class HaSet(Flow):
         return [FnStep("set", f"failover guards: {what}", lambda ctx: put(ctx, given), back)]
 
 
-# One fencing decision at a time: the cap is read and the fence recorded together.
+# One fencing decision at a time: the cap is read and the fence recorded together
+# (this lock within a manager, the HA settings row's lock between replicas).
 _FENCING = threading.Lock()
 PROBE_S = 5.0
 
@@ -161,6 +162,8 @@ class HostFailover(Flow):
                 }
                 return {"evidence": op.evidence, **proof}
             with _FENCING, ctx.sessions() as s:
+                # Between replicas: the 'fencing' row stays locked until the fence is recorded.
+                s.get_one(Lease, "fencing", with_for_update=True)
                 h = get_host(s, op.name)
                 config = dict(h.fence)
                 why = "" if op.confirmed_off or op.approved else fence_refusal(s, h, ctx.job_id)
@@ -179,10 +182,11 @@ class HostFailover(Flow):
                     }
                 else:
                     ctx.step_progress(0.0, "fence", f"fencing host {op.name}")
+                    ctx.keep_claim()  # a replica that lost this job fences nothing
                     proof = fence(op.name, config).to_dict()
                 mark_fenced(ctx, op.name, proof["proof"])
             ctx.progress("fence", 0, f"host {op.name} is off: {proof['proof']}", fenced=proof)
-            return {"evidence": op.evidence, **proof}
+            return {"evidence": op.evidence, "epoch": op.epoch, **proof}
 
         def restart(ctx: JobContext) -> StepResult:
             """Undo: none; each restart undoes itself if it fails."""
@@ -204,6 +208,11 @@ class HostFailover(Flow):
 
         def restarted(ctx: JobContext) -> Observed:
             kids = reattach(ctx, "restart")
+            if kids is None:  # stopped before it recorded any: it restarts what is left
+                with ctx.sessions() as s:
+                    left = [v.name for v in stranded(s, op.name)]
+                why = f"no restart recorded; still down: {', '.join(left) or 'none'}"
+                return Observed(Truth.NOT_DONE, why)
             truth, evidence = outcome(kids, "restart")
             done = [{"vm": c.vm, "to": c.to, "job": c.job} for c in kids or []]
             return Observed(truth, evidence, {"restarted": done})
@@ -217,6 +226,7 @@ class HostFailover(Flow):
                 restart,
                 weight=10,
                 observe=restarted,
+                redo=True,
             ),
         ]
 

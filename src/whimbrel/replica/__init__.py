@@ -1,0 +1,1 @@
+"""Managers sharing one store: membership, the leader's lease, the SQLite guard."""
