@@ -59,6 +59,10 @@ def test_commands_and_tables(cli: CliRunner) -> None:
     assert code == 0
     code, out, _ = run(cli, "vm", "list")
     assert "v1" in out and "running" in out and "HB " in out
+    code, out, _ = run(cli, "vm", "list", "--host", "f2", "--no-heartbeat")
+    assert code == 0 and "v1" not in out
+    code, out, _ = run(cli, "manager", "list")
+    assert code == 0 and "leader" in out
     assert run(cli, "vm", "stop", "v1", "--force")[0] == 0
     code, out, _ = run(cli, "job", "list")
     assert "vm.stop" in out and "Completed" in out
@@ -114,6 +118,20 @@ def test_manager_down(settings: Settings) -> None:
     with pytest.raises(WhimbrelError) as info:
         Client(down).get("/hosts")
     assert info.value.code == "E_MANAGER_DOWN" and "whimbrel serve" in info.value.fix
+    both = Settings(settings.home, settings.db_url, "http://127.0.0.1:9, http://127.0.0.1:7")
+    with pytest.raises(WhimbrelError) as info:
+        Client(both).get("/hosts")
+    assert "127.0.0.1:9" in info.value.detail and "127.0.0.1:7" in info.value.detail
+
+
+def test_the_cli_goes_to_the_replica_that_answers(api: object, settings: Settings) -> None:
+    from tests.conftest import Api
+
+    assert isinstance(api, Api)
+    c = Client(Settings(settings.home, settings.db_url, "http://127.0.0.1:9"))
+    c._clients.append(api.http)  # a second replica: the app in process
+    c.urls.append("in process")
+    assert c.get("/hosts") == [] and c.http is api.http  # and sticks to it
 
 
 def test_pki_commands(cli: CliRunner, settings: Settings, tmp_path: Path) -> None:

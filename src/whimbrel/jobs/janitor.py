@@ -8,6 +8,7 @@ than the retention (30 days by default), keeping any with cleanup left.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,26 @@ if TYPE_CHECKING:
     from whimbrel.jobs.runner import JobRunner
 
 log = logging.getLogger(__name__)
+PRUNE_EVERY_S = 3600.0
+
+
+def run(runner: JobRunner) -> None:
+    """The janitor's loop, on the leader only (one janitor for the whole store).  Its
+    own clock: job events wake the scheduler, not the janitor.  The first pass waits
+    too, so that recovery settles the jobs before any cleanup."""
+    pruned = float("-inf")
+    while not runner.stopped.wait(runner.janitor_s):
+        if not runner.leading():
+            runner.last_pass["janitor"] = time.time()
+            continue
+        try:
+            retry_pending(runner)
+            if time.monotonic() - pruned > PRUNE_EVERY_S:
+                prune(runner.books, runner.retention_days)
+                pruned = time.monotonic()
+            runner.last_pass["janitor"] = time.time()
+        except Exception:
+            log.exception("janitor pass failed; the next one tries again")
 
 
 def retry_pending(runner: JobRunner, only: list[int] | None = None) -> int:

@@ -45,7 +45,6 @@ from whimbrel.store.models import Job, JobStep
 
 log = logging.getLogger(__name__)
 RETENTION_DAYS = 30
-PRUNE_EVERY_S = 3600.0
 STEAL_AFTER_S = 1.0  # a job submitted through another replica is left to it this long
 
 
@@ -80,23 +79,26 @@ class JobRunner:
         self._running: dict[int, threading.Thread] = {}
         self._parents: set[int] = set()  # running jobs that only wait for children
         self._cond = threading.Condition()
+        self._kicked = True  # the scheduler has been asked for a pass
         self._stopping = False
-        self._stopped = threading.Event()
+        self.stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self.last_pass: dict[str, float] = {}  # thread -> time.time() of its last good pass
-        self._pruned = 0.0
 
     # -- life cycle ---------------------------------------------------------
 
     def start(self) -> None:
         self.recover()
-        for name, fn in (("job-scheduler", self._schedule), ("job-janitor", self._janitor)):
+        for name, fn in (
+            ("job-scheduler", self._schedule),
+            ("job-janitor", lambda: janitor.run(self)),
+        ):
             t = threading.Thread(target=fn, name=name, daemon=True)
             t.start()
             self._threads.append(t)
 
     def stop(self, timeout: float = 30.0) -> None:
-        self._stopped.set()
+        self.stopped.set()
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -152,7 +154,8 @@ class JobRunner:
             op = flow.bind(op, s)
         locks = flow.locks(op)
         steps = flow.steps(op)
-        with self.sessions.begin() as s:
+
+        def queue(s: Session) -> int:
             if guard is not None:
                 guard(s)
             job = Job(
@@ -170,9 +173,10 @@ class JobRunner:
             ]
             s.add(job)
             s.flush()
-            job_id = job.id
-        with self._cond:
-            self._cond.notify_all()
+            return job.id
+
+        job_id = self.books.write(queue)  # a store busy for a moment delays it, no more
+        self._wake()
         return job_id
 
     def _clean_up_first(self, vms: list[str]) -> None:
@@ -206,8 +210,7 @@ class JobRunner:
                     "nothing to cancel",
                 )
             job.cancel_requested = True
-        with self._cond:
-            self._cond.notify_all()
+        self._wake()
 
     def cancel_requested(self, job_id: int) -> bool:
         return bool(
@@ -233,19 +236,31 @@ class JobRunner:
     # -- scheduling -----------------------------------------------------------
 
     def _schedule(self) -> None:
+        # The pass runs outside ``_cond``: it waits for the store, and threads that hold
+        # a store transaction may need ``_cond`` (the lease renewal asks for the running
+        # jobs).  A wake-up that comes during the pass is kept in ``_kicked``.
         while True:
             with self._cond:
                 if self._stopping:
                     return
-                try:
-                    self._start_ready()
-                    self.last_pass["scheduler"] = time.time()
-                except Exception:  # a bad pass must not end the scheduler
-                    log.exception("scheduling pass failed; the next one tries again")
-                self._cond.wait(0.5)
+                if not self._kicked:
+                    self._cond.wait(0.5)
+                self._kicked = False
+                if self._stopping:
+                    return
+            try:
+                self._start_ready()
+                self.last_pass["scheduler"] = time.time()
+            except Exception:  # a bad pass must not end the scheduler
+                log.exception("scheduling pass failed; the next one tries again")
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._kicked = True
+            self._cond.notify_all()
 
     def _start_ready(self) -> None:
-        """Claim and start every queued job whose locks are free (caller holds ``_cond``)."""
+        """Claim and start every queued job whose locks are free."""
         started: list[Claimed] = []
         cancelled: list[int] = []
         with self._queue:
@@ -273,7 +288,10 @@ class JobRunner:
                     if busy or (not parent and workers >= self._workers):
                         waiting += 1
                         what = ", ".join(f"{lk} (limit {caps[lk]})" for lk in busy)
-                        msg = f"queued: position {waiting}, waiting for {what or 'a worker'}"
+                        # The position only near the head: deeper in a long queue it would
+                        # change, and be written, for every job at every pass.
+                        where = f"position {waiting}" if waiting <= 100 else "over 100 ahead"
+                        msg = f"queued: {where}, waiting for {what or 'a worker'}"
                         if msg != q.message:  # written only when it changes
                             s.execute(update(Job).where(Job.id == q.job_id).values(message=msg))
                         continue
@@ -282,8 +300,8 @@ class JobRunner:
                     started.append(claims.claim(s, q.job_id, self.me, now, self.lease_s))
             for c in started:
                 self.launch(c, self.execute, self.flows.for_kind(c.kind).waits_for_children)
-        for job_id in cancelled:
-            self.books.job(job_id, JobState.TERMINATED, "cancelled before it started")
+            for job_id in cancelled:  # ended before a takeover could mistake them for left
+                self.books.job(job_id, JobState.TERMINATED, "cancelled before it started")
 
     def launch(self, c: Claimed, fn: Callable[[int], None], parent: bool) -> None:
         """Run ``fn(job_id)`` on a thread of its own, under the job's claim."""
@@ -307,6 +325,7 @@ class JobRunner:
                 self._running.pop(job_id, None)
                 self._parents.discard(job_id)
                 self.books.claims.pop(job_id, None)
+                self._kicked = True  # its locks are free: a queued job may start
                 self._cond.notify_all()
 
     def steps_of(self, job_id: int) -> tuple[Op, list[Step]]:
@@ -412,21 +431,3 @@ class JobRunner:
         waits = self.books.write(go)
         log.warning("job %d: undo kept for later: %s", job_id, waits)
         return waits
-
-    # -- the janitor: undos that waited, old jobs ------------------------------
-
-    def _janitor(self) -> None:
-        # Its own clock: job events wake the scheduler, not the janitor.  The first
-        # pass waits too, so that recovery settles the jobs before any cleanup.
-        while not self._stopped.wait(self.janitor_s):
-            if not self.leading():  # one janitor for the whole store: the leader's
-                self.last_pass["janitor"] = time.time()
-                continue
-            try:
-                janitor.retry_pending(self)
-                if time.monotonic() - self._pruned > PRUNE_EVERY_S:
-                    janitor.prune(self.books, self.retention_days)
-                    self._pruned = time.monotonic()
-                self.last_pass["janitor"] = time.time()
-            except Exception:
-                log.exception("janitor pass failed; the next one tries again")

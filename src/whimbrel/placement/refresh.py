@@ -55,6 +55,18 @@ def refresh(s: Session, event: str, cluster: str | None = None) -> dict[str, Res
     return out
 
 
+def refresh_where(s: Session, event: str, clusters: set[str | None]) -> None:
+    """Refresh just the clusters an event touched (None: hosts outside any cluster),
+    not the whole fleet: a VM moved, started or removed changes two at most."""
+    for name in sorted(c for c in clusters if c is not None):
+        refresh(s, event, name)
+    if None in clusters:
+        s.flush()
+        q = select(Vm).join(Host, Vm.host_id == Host.id).where(Host.cluster_id.is_(None))
+        for vm in s.scalars(q.options(selectinload(Vm.disks), selectinload(Vm.host))):
+            _set_findings(vm, None)
+
+
 def _set_findings(vm: Vm, view: ClusterView | None) -> None:
     found = [f.to_dict() for f in ha_findings(vm, view)]
     if vm.findings != found:  # unchanged rows are not rewritten (thousands per event)

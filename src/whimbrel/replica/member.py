@@ -185,6 +185,7 @@ class Membership:
     # -- one renewal -----------------------------------------------------------
 
     def renew(self) -> None:
+        ids = self._jobs()  # before the transaction: never wait for the runner inside one
         t0 = time.monotonic()
         with self.sessions.begin() as s:
             lock_lease(s, "leader")
@@ -198,7 +199,6 @@ class Membership:
                     "give each replica its own --replica-name",
                 )
             row.seen_at, row.lease_until = now, now + self.ttl_s
-            ids = self._jobs()
             if ids:
                 s.execute(
                     update(Job)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -137,11 +138,15 @@ def apply_domains(
     host: Host,
     domains: dict[str, VmState] | None,
     skip: set[str] | frozenset[str] = frozenset(),
+    vms: Iterable[Vm] | None = None,
 ) -> list[tuple[str, str, str]]:
-    """Set each VM of ``host`` to what the host reports: None means the host is
-    lost (its VMs 'unknown'), a VM it does not know is 'missing'.  Returns the changes."""
+    """Set each VM of ``host`` (``vms``, if the caller read them already) to what the
+    host reports: None means the host is lost (its VMs 'unknown'), a VM it does not
+    know is 'missing'.  Returns the changes."""
     changed = []
-    for vm in s.scalars(select(Vm).where(Vm.host_id == host.id)):
+    if vms is None:
+        vms = s.scalars(select(Vm).where(Vm.host_id == host.id))
+    for vm in vms:
         if vm.name in skip:
             continue
         new = VmState.UNKNOWN if domains is None else domains.get(vm.name, VmState.MISSING)
@@ -156,13 +161,20 @@ def follow_moves(
     host: Host,
     domains: dict[str, VmState] | None,
     skip: set[str] | frozenset[str] = frozenset(),
+    by_name: dict[str, Vm] | None = None,
 ) -> list[tuple[str, str]]:
     """Record on ``host`` the VMs it runs that the store places on a host where they do
     not run: moved outside Whimbrel (a Hyper-V failover cluster restarting a role on
-    another node, a move by hand).  Returns (VM, old host) for each."""
+    another node, a move by hand).  ``by_name``: the VMs, if the caller read them
+    already.  Returns (VM, old host) for each."""
     moved = []
     running = [n for n, st in (domains or {}).items() if st == VmState.RUNNING]
-    for vm in s.scalars(select(Vm).where(Vm.name.in_(running), Vm.host_id != host.id)):
+    found: Iterable[Vm]
+    if by_name is None:
+        found = s.scalars(select(Vm).where(Vm.name.in_(running), Vm.host_id != host.id))
+    else:
+        found = (v for n in running if (v := by_name.get(n)) and v.host_id != host.id)
+    for vm in found:
         if vm.name in skip or vm.state == VmState.RUNNING:
             continue  # a copy running in both places is the leases' to refuse, not ours
         moved.append((vm.name, vm.host.name if vm.host else ""))

@@ -14,11 +14,17 @@ from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import Category, WhimbrelError
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmMigrate
-from whimbrel.placement.refresh import refresh
+from whimbrel.placement.refresh import refresh_where
 from whimbrel.preflight.finding import PreflightFailed, blocking
 from whimbrel.preflight.migration import Plan, preflight
 from whimbrel.store.models import Link
-from whimbrel.store.repo import get_host, get_vm, is_shared_path, migration_settings
+from whimbrel.store.repo import (
+    cluster_of_vm,
+    get_host,
+    get_vm,
+    is_shared_path,
+    migration_settings,
+)
 
 
 class CtxDrivers:
@@ -178,13 +184,14 @@ def record_step(op: OpVmMigrate) -> Step:
     def apply(ctx: JobContext, host: str, disks: dict[str, list[Any]], state: str) -> None:
         with ctx.sessions.begin() as s:
             vm = get_vm(s, op.name)
+            left = cluster_of_vm(vm)
             vm.host = get_host(s, host)
             for d in vm.disks:
                 if d.target in disks:
                     d.path, d.pool, d.shared = disks[d.target]
             if state:
                 vm.state = state
-            refresh(s, f"VM {op.name} moved")
+            refresh_where(s, f"VM {op.name} moved", {left, cluster_of_vm(vm)})
 
     def run(ctx: JobContext) -> StepResult:
         plan = plan_of(ctx)

@@ -23,8 +23,8 @@ from whimbrel.jobs.flows.vm_common import (
 )
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmDelete, OpVmRestore, OpVmSave, OpVmStart, OpVmStop
-from whimbrel.placement.refresh import refresh
-from whimbrel.store.repo import get_vm
+from whimbrel.placement.refresh import refresh_where
+from whimbrel.store.repo import cluster_of_vm, get_vm
 
 
 class _OneVm(Flow):
@@ -158,8 +158,10 @@ class VmDelete(_OneVm):
             for p in paths:
                 ctx.driver(h).delete_volume(p)
             with ctx.sessions.begin() as s:
-                s.delete(get_vm(s, op.name))
-                refresh(s, f"VM {op.name} removed")
+                vm = get_vm(s, op.name)
+                was = cluster_of_vm(vm)
+                s.delete(vm)
+                refresh_where(s, f"VM {op.name} removed", {was})
             return {"deleted": paths}
 
         return [
