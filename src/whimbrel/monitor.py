@@ -26,6 +26,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -69,7 +70,8 @@ class InventoryMonitor:
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="host-poll")
         self._inflight: set[str] = set()
         self._lock = threading.Lock()
-        self._answers: dict[str, tuple[HostDriver, dict[str, VmState]]] = {}
+        # host -> (driver, its domains, when it was asked)
+        self._answers: dict[str, tuple[HostDriver, dict[str, VmState], datetime]] = {}
         self._due: dict[str, float] = {}  # host -> monotonic time of its next poll
 
     def start(self) -> None:
@@ -171,6 +173,7 @@ class InventoryMonitor:
 
     def _poll_host(self, name: str, uri: str, tracked: bool) -> None:
         try:
+            asked = datetime.now(UTC)  # a job that ends after this has the last word
             try:
                 drv = self.conns.for_uri(uri)
                 found = drv.list_domains()
@@ -181,7 +184,7 @@ class InventoryMonitor:
             if self.watch is not None:  # before the state: the watch must not overwrite it
                 self.watch.seen(name, True)
             with self._lock:
-                self._answers[name] = (drv, {d.name: d.state for d in found})
+                self._answers[name] = (drv, {d.name: d.state for d in found}, asked)
         except Exception:  # a poller thread must not die silently
             log.exception("poll of host %s failed", name)
             if not tracked:
@@ -214,15 +217,17 @@ class InventoryMonitor:
             return
         back: list[tuple[str, str]] = []
         with self.sessions.begin() as s:
-            busy = busy_vms(s)
+            # A VM a job changed after the oldest of these answers was asked for is
+            # left to the next poll: the answer may predate the change.
+            busy = busy_vms(s, min(asked for _, _, asked in batch.values()))
             rows = {h.name: h for h in _chunked(s, Host, Host.name, list(batch))}
             ids = [h.id for h in rows.values() if h.state == HostState.CONNECTED]
             placed: dict[int | None, list[Vm]] = defaultdict(list)
             for vm in _chunked(s, Vm, Vm.host_id, ids):
                 placed[vm.host_id].append(vm)
-            running = [n for _, doms in batch.values() for n, st in doms.items() if st == "running"]
+            running = [n for _, d, _ in batch.values() for n, st in d.items() if st == "running"]
             by_name = {v.name: v for v in _chunked(s, Vm, Vm.name, running)}
-            for name, (_, domains) in batch.items():
+            for name, (_, domains, _) in batch.items():
                 row = rows.get(name)
                 if row is None:
                     continue
@@ -234,10 +239,12 @@ class InventoryMonitor:
                 for vm, old in follow_moves(s, row, domains, busy, by_name):
                     log.warning("VM %s runs on %s now, not on %s: recorded", vm, name, old)
         for name, was in back:
-            drv, domains = batch[name]
-            self._returned(name, drv, domains, was)
+            drv, domains, asked = batch[name]
+            self._returned(name, drv, domains, was, asked)
 
-    def _returned(self, host: str, drv: HostDriver, domains: dict[str, VmState], was: str) -> None:
+    def _returned(
+        self, host: str, drv: HostDriver, domains: dict[str, VmState], was: str, asked: datetime
+    ) -> None:
         domains = reconcile_returning(self.sessions, host, drv, domains, was)
         with self.sessions.begin() as s:
             row = s.scalar(select(Host).where(Host.name == host))
@@ -246,7 +253,7 @@ class InventoryMonitor:
             changed = set_host_state(row, HostState.CONNECTED, "")
             if changed:
                 log.warning("host %s answers again (was %s)", host, was)
-            busy = busy_vms(s)
+            busy = busy_vms(s, asked)
             for vm, old, now in apply_domains(s, row, domains, busy):
                 log.info("VM %s on %s: %s -> %s", vm, host, old, now)
             for vm, old in follow_moves(s, row, domains, busy):

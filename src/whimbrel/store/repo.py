@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from whimbrel.domain.host import HostInventory, HostState
@@ -127,10 +127,13 @@ def vms_locked(locks: list[str]) -> list[str]:
     return [lk.split(":", 1)[1] for lk in locks if lk.startswith("vm:")]
 
 
-def busy_vms(s: Session) -> set[str]:
-    """VMs that an unfinished job holds: their state is that job's to set."""
-    locks = s.scalars(select(Job.locks).where(Job.state.not_in(list(FINAL_JOB_STATES))))
-    return {vm for ls in locks for vm in vms_locked(ls)}
+def busy_vms(s: Session, since: datetime | None = None) -> set[str]:
+    """VMs that an unfinished job holds: their state is that job's to set.  With
+    ``since`` (when a host was asked), also those of jobs that ended after it: the
+    host's answer predates what they did."""
+    held = Job.state.not_in(list(FINAL_JOB_STATES))
+    cond = held if since is None else or_(held, Job.finished_at >= since)
+    return {vm for ls in s.scalars(select(Job.locks).where(cond)) for vm in vms_locked(ls)}
 
 
 def apply_domains(
