@@ -17,7 +17,6 @@ what the new owner does.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -171,6 +170,3 @@ def hold_cleanup(s: Session, pending_id: int, me: str, locks: list[str]) -> bool
 
 def drop_cleanup(s: Session, pending_id: int) -> None:
     s.execute(update(PendingUndo).where(PendingUndo.id == pending_id).values(retrying_by=None))
-
-
-CapacityFn = Callable[[str], int]
