@@ -103,15 +103,25 @@ class Manager:
             op = dataclasses.replace(op, epoch=self.membership.epoch)
         return self.runner.submit(op, guard=self.membership.check_leader)
 
-    def capacity(self, lock: str) -> int:
-        """A host's migration limits for its slot locks; 1 for every other lock."""
-        kind, _, host = lock.partition(":")
-        if kind not in ("live-migration", "storage-migration"):
-            return 1
-        with self.sessions() as s:
-            h = s.scalar(select(Host).where(Host.name == host))
+    @staticmethod
+    def capacity(s: Session, locks: set[str]) -> dict[str, int]:
+        """Hosts' migration limits for their slot locks, 1 for every other lock; read in
+        the scheduler's own transaction (a second connection, asked for while that one
+        holds SQLite's write lock, could wait on a pool whose connections wait on it)."""
+        slots = {"live-migration", "storage-migration"}
+        named = {lk.partition(":")[2] for lk in locks if lk.partition(":")[0] in slots}
+        hosts = {h.name: h for h in s.scalars(select(Host).where(Host.name.in_(named)))}
+        out = {}
+        for lk in locks:
+            kind, _, name = lk.partition(":")
+            if kind not in slots:
+                out[lk] = 1
+                continue
+            h = hosts.get(name)
             m = migration_settings(h) if h is not None else HostMigration()
-        return m.max_live_migrations if kind == "live-migration" else m.max_storage_migrations
+            live = kind == "live-migration"
+            out[lk] = m.max_live_migrations if live else m.max_storage_migrations
+        return out
 
     def start(self) -> None:
         if self._guard is not None:

@@ -85,6 +85,7 @@ class FakeFleet:
         self.volumes: dict[str, int] = {}  # path -> size; shared by every host
         self.saved_files: dict[str, tuple[int, DomainSpec]] = {}  # quick-migration state
         self.lock = threading.RLock()
+        self._disk_hosts: dict[str, set[str]] = {}  # disk path -> hosts that defined it
 
     @classmethod
     def default(cls) -> FakeFleet:
@@ -116,8 +117,17 @@ class FakeFleet:
             )
         return host
 
+    def placed(self, host: FakeHostState, spec: DomainSpec) -> None:
+        """Note where a domain's disks are defined (under ``lock``), so that finding a
+        disk's holder reads those hosts, not the fleet: the scale simulator has 40,000."""
+        for k in spec.disks:
+            self._disk_hosts.setdefault(k.path, set()).add(host.name)
+
     def disk_holder(self, path: str) -> str | None:
-        for h in self.hosts.values():
+        for name in sorted(self._disk_hosts.get(path, ())):
+            h = self.hosts.get(name)
+            if h is None:
+                continue
             for d in h.domains.values():
                 if d.state in (VmState.RUNNING, VmState.PAUSED) and any(
                     k.path == path for k in d.spec.disks
@@ -226,6 +236,7 @@ class FakeHost(ManagerIsTheCluster):
             if spec.name in self.h.domains:
                 raise Conflict("E_DOMAIN_EXISTS", f"{spec.name} is defined", "undefine it first")
             self.h.domains[spec.name] = _Domain(spec)
+            self.fleet.placed(self.h, spec)
             self.h.emit(spec.name, "defined")
 
     def undefine(self, name: str) -> None:
@@ -300,6 +311,7 @@ class FakeHost(ManagerIsTheCluster):
         with self.fleet.lock:
             d = self._dom(name)
             d.spec = _relocated(d.spec, paths)
+            self.fleet.placed(self.h, d.spec)
 
     def domain_cpu(self, name: str) -> str:
         self._dom(name)
@@ -343,6 +355,7 @@ class FakeHost(ManagerIsTheCluster):
             disk = sum(m.size_bytes for m in req.copy_disks)
             d.last_result = MigrationResult(1, 1, mem, disk, 1, [])
             dest.domains[name] = d
+            self.fleet.placed(dest, d.spec)
             self.h.emit(name, "undefined")
             dest.events.append(DomainEvent(name, "started", time.time()))
 

@@ -35,10 +35,12 @@ from whimbrel.domain.job import (
 )
 from whimbrel.errors import WhimbrelError
 from whimbrel.jobs.claims import keep
+from whimbrel.jobs.step import Step
 from whimbrel.store.models import Job, JobStep
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Write = Callable[[Session], object]  # one transition, within the caller's transaction
 RETRY_S = 300.0
 
 
@@ -135,22 +137,7 @@ class Books:
         error: dict[str, Any] | None = None,
         started: bool = False,
     ) -> None:
-        def go(s: Session) -> None:
-            job = s.get_one(Job, job_id)
-            if JobState(job.state) == state:
-                return  # a retried write that had committed after all
-            check_job_transition(JobState(job.state), state)
-            job.state = state
-            if message is not None:
-                job.message = message
-            if error is not None:
-                job.error = error
-            if started:
-                job.started_at = now()
-            if state.final:
-                job.finished_at = now()
-
-        self.for_job(job_id, go)
+        self.for_job(job_id, lambda s: set_job(s, job_id, state, message, error, started))
 
     def message(self, job_id: int, message: str) -> None:
         def go(s: Session) -> None:
@@ -159,23 +146,7 @@ class Books:
         self.for_job(job_id, go)
 
     def finish(self, job_id: int, state: JobState, rollback: Rollback) -> None:
-        def go(s: Session) -> None:
-            job = s.get_one(Job, job_id)
-            job.rollback = rollback
-            if state == JobState.COMPLETED:
-                job.percent = 100
-                job.phase = "done"
-            else:
-                job.phase = {
-                    Rollback.CLEAN: "rolled back",
-                    Rollback.PENDING: "rollback pending",
-                    Rollback.NONE: "stopped",
-                }.get(rollback, "rollback failed")
-                why = f"{job.error['code']}: {job.error['cause']}" if job.error else job.message
-                job.message = f"{why}; {job.phase}"
-
-        self.for_job(job_id, go)
-        self.job(job_id, state)
+        self.for_job(job_id, lambda s: set_finish(s, job_id, state, rollback))
 
     def step(
         self,
@@ -185,26 +156,101 @@ class Books:
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
     ) -> None:
-        def go(s: Session) -> None:
-            row = s.scalars(
-                select(JobStep).where(JobStep.job_id == job_id, JobStep.index == index)
-            ).one()
-            if StepState(row.state) != state:
-                check_step_transition(StepState(row.state), state)
-            row.state = state
-            if state == StepState.RUNNING:
-                row.started_at = now()
-            if state in (StepState.DONE, StepState.FAILED):
-                row.finished_at = now()
-            if result is not None:
-                row.result = result
-            if error is not None:
-                row.error = error
+        self.for_job(job_id, lambda s: set_step(s, job_id, index, state, result, error))
 
-        self.for_job(job_id, go)
+    def together(self, job_id: int, writes: list[Write]) -> None:
+        """Several transitions of one job in one transaction (a step done and the next
+        one begun): a job's pace is its commits, and nothing happens between them."""
+        if writes:
+            self.for_job(job_id, lambda s: [w(s) for w in writes])
 
     def steps(self, job_id: int) -> dict[int, tuple[StepState, dict[str, Any] | None]]:
         def go(s: Session) -> dict[int, tuple[StepState, dict[str, Any] | None]]:
             return {r.index: (StepState(r.state), r.result) for r in s.get_one(Job, job_id).steps}
 
         return self.read(go)
+
+
+# -- the transitions, each within the caller's transaction ---------------------------
+
+
+def set_job(
+    s: Session,
+    job_id: int,
+    state: JobState,
+    message: str | None = None,
+    error: dict[str, Any] | None = None,
+    started: bool = False,
+) -> None:
+    job = s.get_one(Job, job_id)
+    if JobState(job.state) == state:
+        return  # a retried write that had committed after all
+    check_job_transition(JobState(job.state), state)
+    job.state = state
+    if message is not None:
+        job.message = message
+    if error is not None:
+        job.error = error
+    if started:
+        job.started_at = now()
+    if state.final:
+        job.finished_at = now()
+
+
+def set_finish(s: Session, job_id: int, state: JobState, rollback: Rollback) -> None:
+    job = s.get_one(Job, job_id)
+    job.rollback = rollback
+    if state == JobState.COMPLETED:
+        job.percent = 100
+        job.phase = "done"
+    else:
+        job.phase = {
+            Rollback.CLEAN: "rolled back",
+            Rollback.PENDING: "rollback pending",
+            Rollback.NONE: "stopped",
+        }.get(rollback, "rollback failed")
+        why = f"{job.error['code']}: {job.error['cause']}" if job.error else job.message
+        job.message = f"{why}; {job.phase}"
+    set_job(s, job_id, state)
+
+
+def set_step(
+    s: Session,
+    job_id: int,
+    index: int,
+    state: StepState,
+    result: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+) -> None:
+    row = s.scalars(select(JobStep).where(JobStep.job_id == job_id, JobStep.index == index)).one()
+    if StepState(row.state) != state:
+        check_step_transition(StepState(row.state), state)
+    row.state = state
+    if state == StepState.RUNNING:
+        row.started_at = now()
+    if state in (StepState.DONE, StepState.FAILED):
+        row.finished_at = now()
+    if result is not None:
+        row.result = result
+    if error is not None:
+        row.error = error
+
+
+def set_progress(
+    s: Session, job_id: int, phase: str, percent: int, message: str, extra: dict[str, Any]
+) -> None:
+    job = s.get_one(Job, job_id)
+    job.phase = phase
+    # Percent never runs backwards or past 100, whatever a step reports.
+    job.percent = max(job.percent, min(100, max(0, percent)))
+    job.message = message
+    if extra:
+        job.progress = {**job.progress, **extra}
+
+
+def begin_step(job_id: int, index: int, step: Step, percent: int) -> list[Write]:
+    """The writes that begin a step: the job's phase and the step ``Running``."""
+    return [
+        lambda s: set_progress(s, job_id, step.name, percent, step.description, {}),
+        lambda s: set_step(s, job_id, index, StepState.RUNNING),
+    ]

@@ -8,8 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel.drivers.base import HostDriver
+from whimbrel.jobs.bookkeeping import set_progress
 from whimbrel.ops import Op
-from whimbrel.store.models import Job, JobStep
+from whimbrel.store.models import JobStep
 
 if TYPE_CHECKING:
     from whimbrel.jobs.runner import JobRunner
@@ -40,16 +41,10 @@ class RunContext:
         return conns.probe(conns.uri_of(host_name), timeout_s)
 
     def progress(self, phase: str, percent: int, message: str = "", **extra: Any) -> None:
-        def go(s: Session) -> None:
-            job = s.get_one(Job, self.job_id)
-            job.phase = phase
-            # Percent never runs backwards or past 100, whatever a step reports.
-            job.percent = max(job.percent, min(100, max(0, percent)))
-            job.message = message
-            if extra:
-                job.progress = {**job.progress, **extra}
-
-        self._runner.books.for_job(self.job_id, go)
+        job_id = self.job_id
+        self._runner.books.for_job(
+            job_id, lambda s: set_progress(s, job_id, phase, percent, message, extra)
+        )
 
     def step_progress(self, fraction: float, phase: str, message: str = "", **extra: Any) -> None:
         lo, hi = self.span

@@ -21,6 +21,7 @@ children always get one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -33,8 +34,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.job import FINAL_JOB_STATES, JobState, Rollback, StepState
 from whimbrel.errors import Cancelled, NotFound, WrongState
-from whimbrel.jobs import claims, janitor, pending
-from whimbrel.jobs.bookkeeping import Books, error_dict
+from whimbrel.jobs import claims, janitor, pending, rollback
+from whimbrel.jobs.bookkeeping import (
+    Books,
+    Write,
+    begin_step,
+    error_dict,
+    set_finish,
+    set_job,
+    set_progress,
+    set_step,
+)
 from whimbrel.jobs.claims import Claimed, Deposed
 from whimbrel.jobs.context import RunContext
 from whimbrel.jobs.flow import FlowRegistry
@@ -46,6 +56,8 @@ from whimbrel.store.models import Job, JobStep
 log = logging.getLogger(__name__)
 RETENTION_DAYS = 30
 STEAL_AFTER_S = 1.0  # a job submitted through another replica is left to it this long
+# How many jobs may hold each lock at once, read in the claim pass's transaction.
+Capacity = Callable[[Session, set[str]], dict[str, int]]
 
 
 class JobRunner:
@@ -55,7 +67,7 @@ class JobRunner:
         flows: FlowRegistry,
         conns: ConnectionPool,
         workers: int = 16,
-        capacity: Callable[[str], int] | None = None,
+        capacity: Capacity | None = None,
         retention_days: float = RETENTION_DAYS,
         janitor_s: float = pending.RETRY_S,
         me: str = "manager",
@@ -73,7 +85,7 @@ class JobRunner:
         self._workers = workers
         # How many jobs may hold a lock at once: 1, except for slots such as a
         # host's live-migration limit (Hyper-V's MaximumVirtualMachineMigrations).
-        self._capacity = capacity or (lambda _lock: 1)
+        self._capacity = capacity or (lambda _s, locks: dict.fromkeys(locks, 1))
         self.retention_days, self.janitor_s = retention_days, janitor_s
         self._queue = threading.Lock()  # one claim pass or takeover at a time here
         self._running: dict[int, threading.Thread] = {}
@@ -281,11 +293,12 @@ class JobRunner:
                     except KeyError:  # one job's trouble is not the queue's
                         log.error("job %d is of unknown kind %r; left queued", q.job_id, q.kind)
                         continue
-                    for lk in q.locks:
-                        if lk not in caps:
-                            caps[lk] = max(1, self._capacity(lk))
-                    busy = [lk for lk in q.locks if held[lk] >= caps[lk]]
-                    if busy or (not parent and workers >= self._workers):
+                    full = not parent and workers >= self._workers
+                    unread = set() if full else set(q.locks) - caps.keys()
+                    if unread:  # limits read only for a job that could start now
+                        caps.update(self._capacity(s, unread))
+                    busy = [lk for lk in q.locks if not full and held[lk] >= max(1, caps[lk])]
+                    if busy or full:
                         waiting += 1
                         what = ", ".join(f"{lk} (limit {caps[lk]})" for lk in busy)
                         # The position only near the head: deeper in a long queue it would
@@ -336,26 +349,31 @@ class JobRunner:
 
     def execute(self, job_id: int, start: int = 0) -> None:
         """Run the job's steps from ``start`` (> 0: resumed after a restart)."""
-        if start == 0:
-            self.books.job(job_id, JobState.STARTING, started=True)
         try:
             _, steps = self.steps_of(job_id)
         except Exception as exc:  # a job that cannot even be read must end, not loop
+            if start == 0:
+                self.books.job(job_id, JobState.STARTING, started=True)
             self.books.job(job_id, JobState.SHUTTING_DOWN, error=error_dict(exc))
             return self.books.finish(job_id, JobState.EXCEPTION, Rollback.NONE)
         ctx = RunContext(self, job_id)
-        self.books.job(job_id, JobState.RUNNING)
+        # Transitions wait in ``due`` for the next one's transaction: a step done and
+        # the next begun are one commit, with nothing in between but a read.
+        due: list[Write] = []
+        if start == 0:
+            due.append(lambda s: set_job(s, job_id, JobState.STARTING, started=True))
+        due.append(lambda s: set_job(s, job_id, JobState.RUNNING))
         weights = [max(1, getattr(st, "weight", 1)) for st in steps]
         total = sum(weights)
         for i, step in enumerate(steps):
             if i < start:
                 continue
             if ctx.cancelled():
+                self.books.together(job_id, due)
                 return self._terminate(job_id, steps)
             lo = 100 * sum(weights[:i]) / total
             ctx.span = (lo, lo + 100 * weights[i] / total)
-            ctx.progress(step.name, int(lo), step.description)
-            self.books.step(job_id, i, StepState.RUNNING)
+            self.books.together(job_id, [*due, *begin_step(job_id, i, step, int(lo))])
             try:
                 result = step.do(ctx)
             except Deposed:
@@ -371,9 +389,16 @@ class JobRunner:
                 self.books.job(job_id, JobState.SHUTTING_DOWN, message=msg, error=err)
                 self.books.finish(job_id, JobState.EXCEPTION, self.undo(job_id, steps))
                 return
-            self.books.step(job_id, i, StepState.DONE, result=result)
-        ctx.progress("done", 100, "completed")
-        self.books.finish(job_id, JobState.COMPLETED, Rollback.NONE)
+            due = [
+                functools.partial(
+                    set_step, job_id=job_id, index=i, state=StepState.DONE, result=result
+                )
+            ]
+        done = [
+            lambda s: set_progress(s, job_id, "done", 100, "completed", {}),
+            lambda s: set_finish(s, job_id, JobState.COMPLETED, Rollback.NONE),
+        ]
+        self.books.together(job_id, [*due, *done])
 
     def _terminate(self, job_id: int, steps: list[Step]) -> None:
         """End a cancelled job: undo what it did, state Terminated."""
@@ -381,53 +406,4 @@ class JobRunner:
         self.books.finish(job_id, JobState.TERMINATED, self.undo(job_id, steps))
 
     def undo(self, job_id: int, steps: list[Step], include_running: bool = False) -> Rollback:
-        """Undo completed steps in reverse.  An undo whose host does not answer is kept
-        for later (``pending``); any other failure asks for a fix by hand."""
-        ctx = RunContext(self, job_id)
-        rows = self.books.steps(job_id)
-        undoable = {StepState.DONE} | (
-            {StepState.RUNNING, StepState.UNDOING} if include_running else set()
-        )
-        fixes: list[str] = []
-        waits: list[str] = []
-        for i in reversed(range(len(steps))):
-            state, result = rows.get(i, (StepState.PENDING, None))
-            if state not in undoable:
-                continue
-            self.books.step(job_id, i, StepState.UNDOING)
-            try:
-                steps[i].undo(ctx, result)
-            except Deposed:
-                raise
-            except BaseException as exc:
-                err = error_dict(exc)
-                what = f"step {i + 1} '{steps[i].name}' ({steps[i].description})"
-                if pending.deferrable(exc):
-                    waits.append(self._defer(job_id, i, steps[i], result, err))
-                    continue
-                self.books.step(job_id, i, StepState.UNDO_FAILED, error=err)
-                fixes.append(f"{what} could not be undone: {err['cause']}. {err['fix']}")
-                continue
-            self.books.step(job_id, i, StepState.UNDONE)
-        if fixes:
-
-            def fix(s: Session) -> None:
-                s.get_one(Job, job_id).manual_fix = "Fix by hand: " + " | ".join(fixes)
-
-            self.books.write(fix)
-        return Rollback.FAILED if fixes else Rollback.PENDING if waits else Rollback.CLEAN
-
-    def _defer(self, job_id: int, i: int, step: Step, result: Any, err: dict[str, Any]) -> str:
-        op, _ = self.steps_of(job_id)
-        host = pending.host_of(result, op)
-
-        def go(s: Session) -> str:
-            job = s.get_one(Job, job_id)
-            p = pending.record(s, job, i, step.description, host, str(err["cause"]))
-            s.flush()
-            return pending.text(p)
-
-        self.books.step(job_id, i, StepState.UNDO_PENDING, error=err)
-        waits = self.books.write(go)
-        log.warning("job %d: undo kept for later: %s", job_id, waits)
-        return waits
+        return rollback.undo(self, job_id, steps, include_running)

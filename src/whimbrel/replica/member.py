@@ -225,7 +225,9 @@ class Membership:
         """Renew or take the leader's lease; the epoch held, or None."""
         lease = s.get_one(Lease, "leader", with_for_update=True)
         mine = lease.instance == self.instance and lease.epoch == self.epoch
-        if mine and lease.expires_at > now:
+        # Exclusive: no other manager can reach the store, so a lease that ran out while
+        # the store was busy is still this one's term, not a new one.
+        if mine and (lease.expires_at > now or self.exclusive):
             lease.expires_at = now + self.ttl_s
             return lease.epoch
         if lease.expires_at > now:

@@ -11,8 +11,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from whimbrel.errors import InvalidInput
+from whimbrel.store.writers import WriterGate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+BUSY_S = 10.0  # how long a SQLite writer waits for another
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -20,17 +22,21 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets the CLI's reads and the runner's writes proceed together.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={int(BUSY_S * 1000)}")
     cur.close()
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
+        pool: dict[str, int] = {}
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+            # A connection for each job worker, the API's threads and the manager's loops.
+            pool = {"pool_size": 24, "max_overflow": 24}
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
+        WriterGate(BUSY_S).install(engine)
         return engine
     if url.startswith("postgresql"):
         # A link to the store that goes silent must fail a call in seconds, not hang
@@ -43,7 +49,10 @@ def make_engine(url: str) -> Engine:
             "keepalives_count": 3,
             "tcp_user_timeout": 10000,
         }
-        return create_engine(url, pool_pre_ping=True, connect_args=tcp)
+        # 10 + 20 a replica: three replicas stay within PostgreSQL's default 100.
+        return create_engine(
+            url, pool_pre_ping=True, connect_args=tcp, pool_size=10, max_overflow=20
+        )
     raise InvalidInput(
         "E_INVALID_DB_URL",
         f"database URL {url!r} is neither SQLite nor PostgreSQL",
