@@ -12,8 +12,11 @@ $W serve --background
 $W lab enroll
 
 ensure_vm() {  # name host pool
-  local state
-  state=$($W vm show "$1" --json 2>/dev/null | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["state"])' || echo absent)
+  local shown state=absent
+  # A VM that does not exist yet (the first run) is "absent", not a parse error.
+  if shown=$($W vm show "$1" --json 2>/dev/null); then
+    state=$(.venv/bin/python -c 'import json,sys; print(json.loads(sys.argv[1])["state"])' "$shown")
+  fi
   case $state in
     running) echo "VM $1 already running on $2" ;;
     absent) $W vm create "$1" --host "$2" --memory 256 --disk-mib 64 --pool "$3" \

@@ -2,19 +2,14 @@
 
 alpha: HV01, HV02 on C:\\ClusterStorage\\Volume1; beta: HV03, HV04 on Volume2;
 one domain, Kerberos everywhere, delegation granted between the clusters'
-nodes, one migration network 10.10.20.0/24.
+nodes, one migration network 10.10.20.0/24.  The fixtures ``estate`` and ``hv`` are in
+conftest.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from tests.conftest import Api
-from whimbrel.config import Settings
 from whimbrel.drivers.hyperv.double import HyperVEstate
-from whimbrel.manager import Manager
 
 NODES = {"alpha": ("HV01", "HV02"), "beta": ("HV03", "HV04")}
 CSV = {"alpha": "C:\\ClusterStorage\\Volume1", "beta": "C:\\ClusterStorage\\Volume2"}
@@ -22,21 +17,6 @@ CSV = {"alpha": "C:\\ClusterStorage\\Volume1", "beta": "C:\\ClusterStorage\\Volu
 
 def build(ps51: bool = False, domain: str = "corp.example", grant_all: bool = True) -> HyperVEstate:
     return HyperVEstate.two_clusters(domain, ps51, grant_all)
-
-
-@pytest.fixture
-def estate() -> HyperVEstate:
-    return build(ps51=True)
-
-
-@pytest.fixture
-def hv(settings: Settings, estate: HyperVEstate) -> Iterator[Api]:
-    m = Manager(settings, opener=estate.open)
-    m.start()
-    api = Api(m)
-    register(api, estate)
-    yield api
-    m.stop()
 
 
 def register(api: Api, estate: HyperVEstate) -> None:

@@ -28,6 +28,8 @@ def test_settings_show_set_and_bad_values_change_nothing(hosts: Api) -> None:
         ({"performance": "smb"}, "E_MIGRATION_PERFORMANCE_INVALID"),
         ({"max_live_migrations": 0}, "E_MIGRATION_LIMIT_INVALID"),
         ({"networks": ["10.1.2.300/24"]}, "E_MIGRATION_NETWORK_INVALID"),
+        ({"networks": ["any", "10.0.0.0/8"]}, "E_MIGRATION_NETWORK_INVALID"),
+        ({"addresses": ["10.0.0.5/24", "any"]}, "E_MIGRATION_NETWORK_INVALID"),
     ):
         assert hosts.error("POST", "/hosts/f1/migration", body)[1] == code
     assert hosts.call("GET", "/hosts/f1/migration").json() == m
@@ -113,3 +115,18 @@ def test_storage_move_and_quick_and_offline_on_the_fake(hosts: Api, fleet: FakeF
     hosts.ok("POST", "/vms/v1/stop", {"force": True})
     job = hosts.ok("POST", "/vms/v1/migrate", {"to": "f3"})
     assert job["op"]["move"] == "offline" and "v1" in fleet.hosts["f3"].domains
+
+
+def test_a_policy_out_of_range_is_refused_and_nothing_moves(hosts: Api) -> None:
+    hosts.ok("POST", "/vms", _vm())
+    for bad in (
+        {"max_downtime_ms": -5},
+        {"max_downtime_ms": 0},
+        {"downtime_ms": 0},
+        {"timeout_s_per_gib": 0},
+        {"bandwidth_mib_s": -1},
+    ):
+        status, code = hosts.error("POST", "/vms/v1/migrate", {"to": "f2", **bad})
+        assert (status, code) == (400, "E_INVALID_POLICY"), bad
+    assert hosts.call("GET", "/vms/v1").json()["host"] == "f1"
+    assert [j for j in hosts.call("GET", "/jobs").json() if j["kind"] == "vm.migrate"] == []

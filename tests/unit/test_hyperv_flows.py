@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from tests.conftest import Api
-from tests.unit.hyperv_estate import estate, hv, new_vm  # noqa: F401  (fixtures)
+from tests.unit.hyperv_estate import new_vm
 from tests.unit.test_api_migration import codes
 from whimbrel.drivers.hyperv.double import HyperVEstate
 
@@ -16,7 +16,7 @@ def _view(api: Api, vm: str) -> dict[str, object]:
     return dict(api.call("GET", f"/vms/{vm}").json())
 
 
-def test_inventory_reads_the_hosts_settings(hv: Api) -> None:  # noqa: F811
+def test_inventory_reads_the_hosts_settings(hv: Api) -> None:
     h = hv.call("GET", "/hosts/hv01").json()
     assert h["hypervisor"] == "Hyper-V 10.0.20348"
     m = hv.call("GET", "/hosts/hv01/migration").json()
@@ -29,8 +29,8 @@ def test_inventory_reads_the_hosts_settings(hv: Api) -> None:  # noqa: F811
 
 
 def test_vm_created_is_a_cluster_role(
-    hv: Api,  # noqa: F811
-    estate: HyperVEstate,  # noqa: F811
+    hv: Api,
+    estate: HyperVEstate,
 ) -> None:
     new_vm(hv, "web1", "hv01")
     assert estate.where("web1").name == "HV01"
@@ -58,8 +58,8 @@ def _at_home(api: Api, e: HyperVEstate, vm: str = "web1") -> None:
 
 
 def test_cross_cluster_move_removes_moves_and_adds_the_role(
-    hv: Api,  # noqa: F811
-    estate: HyperVEstate,  # noqa: F811
+    hv: Api,
+    estate: HyperVEstate,
 ) -> None:
     new_vm(hv, "web1", "hv01")
     assert codes(hv, "web1", to_cluster="beta") == set()
@@ -96,8 +96,8 @@ def test_cross_cluster_move_removes_moves_and_adds_the_role(
 
 
 def test_cross_cluster_failure_after_the_move_undoes_it_all(
-    hv: Api,  # noqa: F811
-    estate: HyperVEstate,  # noqa: F811
+    hv: Api,
+    estate: HyperVEstate,
 ) -> None:
     new_vm(hv, "web1", "hv01")
     estate.fail["cluster_role_add"] = "The cluster service refused the role (0x80071398)."
@@ -109,8 +109,8 @@ def test_cross_cluster_failure_after_the_move_undoes_it_all(
 
 
 def test_maintenance_moves_roles_in_the_cluster_and_pauses_the_node(
-    hv: Api,  # noqa: F811
-    estate: HyperVEstate,  # noqa: F811
+    hv: Api,
+    estate: HyperVEstate,
 ) -> None:
     new_vm(hv, "web1", "hv01")
     new_vm(hv, "app1", "hv01", ha=False)
@@ -133,8 +133,8 @@ def test_maintenance_moves_roles_in_the_cluster_and_pauses_the_node(
 
 
 def test_maintenance_failure_midway_resumes_the_node(
-    hv: Api,  # noqa: F811
-    estate: HyperVEstate,  # noqa: F811
+    hv: Api,
+    estate: HyperVEstate,
 ) -> None:
     new_vm(hv, "web1", "hv01")
     estate.fail["cluster_move_role"] = (
@@ -149,8 +149,8 @@ def test_maintenance_failure_midway_resumes_the_node(
 
 
 def test_a_dead_node_is_the_clusters_to_fail_over_and_whimbrel_follows(
-    hv: Api,  # noqa: F811
-    estate: HyperVEstate,  # noqa: F811
+    hv: Api,
+    estate: HyperVEstate,
 ) -> None:
     new_vm(hv, "web1", "hv01")
     new_vm(hv, "app1", "hv01", ha=False)
@@ -169,8 +169,8 @@ def test_a_dead_node_is_the_clusters_to_fail_over_and_whimbrel_follows(
 
 
 def test_vm_lifecycle_and_storage_move_on_the_host(
-    hv: Api,  # noqa: F811
-    estate: HyperVEstate,  # noqa: F811
+    hv: Api,
+    estate: HyperVEstate,
 ) -> None:
     new_vm(hv, "web1", "hv01", ha=False)
     d = _view(hv, "web1")["disks"][0]  # type: ignore[index]
@@ -196,8 +196,8 @@ def test_vm_lifecycle_and_storage_move_on_the_host(
 
 
 def test_quick_and_offline_moves_inside_the_cluster(
-    hv: Api,  # noqa: F811
-    estate: HyperVEstate,  # noqa: F811
+    hv: Api,
+    estate: HyperVEstate,
 ) -> None:
     new_vm(hv, "web1", "hv01")
     estate.calls.clear()
@@ -216,8 +216,8 @@ def test_quick_and_offline_moves_inside_the_cluster(
 
 
 def test_settings_written_to_the_host_and_the_clusters_limit_wins(
-    hv: Api,  # noqa: F811
-    estate: HyperVEstate,  # noqa: F811
+    hv: Api,
+    estate: HyperVEstate,
 ) -> None:
     body = {
         "max_live_migrations": 5,
@@ -240,7 +240,7 @@ def test_settings_written_to_the_host_and_the_clusters_limit_wins(
     assert h.enabled is False and hv.call("GET", "/hosts/hv01/migration").json()["enabled"] is False
 
 
-def test_blackout_comes_from_this_move_only(estate: HyperVEstate) -> None:  # noqa: F811
+def test_blackout_comes_from_this_move_only(estate: HyperVEstate) -> None:
     """An older move's event 20415 must not be reported as this move's downtime."""
     from whimbrel.drivers.hyperv import moves
 

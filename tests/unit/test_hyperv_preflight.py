@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from tests.conftest import Api
-from tests.unit.hyperv_estate import estate, hv, new_vm  # noqa: F401  (fixtures)
+from tests.unit.hyperv_estate import new_vm
 from tests.unit.test_api_migration import codes
 from tests.unit.test_hyperv_flows import _at_home
 from whimbrel.ad.directory import TRUSTED_TO_AUTH_FOR_DELEGATION
@@ -94,8 +94,8 @@ SCENARIOS: dict[str, tuple[Callable[[HyperVEstate], None], str, str]] = {
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_finding_then_host_failure_and_rollback(
     scenario: str,
-    hv: Api,  # noqa: F811
-    estate: HyperVEstate,  # noqa: F811
+    hv: Api,
+    estate: HyperVEstate,
 ) -> None:
     change, finding, failure = SCENARIOS[scenario]
     new_vm(hv, "web1", "hv01")
@@ -117,8 +117,8 @@ def test_finding_then_host_failure_and_rollback(
 
 
 def test_credssp_remote_start_and_credential_guard(
-    hv: Api,  # noqa: F811
-    estate: HyperVEstate,  # noqa: F811
+    hv: Api,
+    estate: HyperVEstate,
 ) -> None:
     new_vm(hv, "web1", "hv01")
     for h in ("hv01", "hv02", "hv03", "hv04"):  # Set-VMHost through Whimbrel's own setting

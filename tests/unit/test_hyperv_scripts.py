@@ -4,12 +4,12 @@ cmdlets; one JSON document out, made by the envelope only."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import assert_golden
 from whimbrel.drivers.hyperv.scripts import ENVELOPE, names, script
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "hyperv"
@@ -27,10 +27,7 @@ def test_every_script_has_a_golden_file_and_no_more() -> None:
 @pytest.mark.parametrize("name", names())
 def test_script_matches_its_golden_file(name: str) -> None:
     text = script(name).text
-    golden = GOLDEN / f"{name}.ps1"
-    if os.environ.get("WHIMBREL_UPDATE_GOLDEN"):
-        golden.write_text(text)
-    assert text == golden.read_text(), f"{name} changed: review it, then regenerate the golden"
+    assert_golden(GOLDEN / f"{name}.ps1", text)
 
 
 @pytest.mark.parametrize("name", names())

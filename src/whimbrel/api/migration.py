@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from whimbrel.api.views import migration_view
 from whimbrel.domain.migration import DEFAULT_POLICY
+from whimbrel.errors import InvalidInput
 from whimbrel.jobs.flows.vm_migrate import check_move
 from whimbrel.manager import Manager
 from whimbrel.ops import Op, OpHostMigrationSet, OpVmMigrate
@@ -53,8 +54,18 @@ class MigrateIn(BaseModel):
     ignore: list[str] = Field(default_factory=list)
 
 
-def _tuple(v: list[str] | None) -> tuple[str, ...] | None:
-    return None if v is None else tuple(x for x in v if x != "any")
+def _tuple(v: list[str] | None, what: str) -> tuple[str, ...] | None:
+    """None: unchanged; () for 'any'.  'any' beside a network is refused: which one
+    was meant is a guess, and dropping either changes what the host allows."""
+    if v is None:
+        return None
+    if "any" in v and len(v) > 1:
+        raise InvalidInput(
+            "E_MIGRATION_NETWORK_INVALID",
+            f"--{what} 'any' given together with {', '.join(x for x in v if x != 'any')}",
+            f"give either 'any' alone or only the {what} to use",
+        )
+    return tuple(x for x in v if x != "any")
 
 
 def add_routes(
@@ -71,7 +82,8 @@ def add_routes(
     @app.post("/api/v1/hosts/{name}/migration", dependencies=deps, status_code=202)
     def set_migration(name: str, body: MigrationSettingsIn) -> JSONResponse:
         b = body.model_dump()
-        b["networks"], b["addresses"] = _tuple(body.networks), _tuple(body.addresses)
+        b["networks"] = _tuple(body.networks, "network")
+        b["addresses"] = _tuple(body.addresses, "address")
         return submit(OpHostMigrationSet(name=name, **b))
 
     def op_of(name: str, body: MigrateIn) -> OpVmMigrate:

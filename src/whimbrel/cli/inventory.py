@@ -20,11 +20,17 @@ JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 WAIT = typer.Option(True, "--wait/--no-wait", help="Follow the job until it ends.")
 
 
-def _run(job: dict[str, Any], wait: bool) -> None:
+def _run(job: dict[str, Any], wait: bool, json: bool = False) -> None:
+    """Follow a job just submitted; with ``json`` print the job (as submitted, or as it
+    ended) as JSON on stdout, the progress still on stderr."""
     if not wait:
+        if json:
+            return emit_json(out, job)
         out.print(f"job {job['id']} submitted")
         return
     done = client().follow(job, err)
+    if json:
+        return emit_json(out, done)
     out.print(f"job {done['id']} {done['kind']} {done['subject']}: [green]{done['state']}[/]")
 
 

@@ -60,9 +60,11 @@ def show_children(job: dict[str, Any]) -> None:
         )
 
 
-def _follow(job: dict[str, Any], wait: bool) -> None:
+def _follow(job: dict[str, Any], wait: bool, json: bool = False) -> None:
     c = client()
     if not wait:
+        if json:
+            return emit_json(out, job)
         out.print(f"job {job['id']} submitted")
         return
     try:
@@ -70,6 +72,8 @@ def _follow(job: dict[str, Any], wait: bool) -> None:
     except WhimbrelError:
         show_children(c.get(f"/jobs/{job['id']}"))
         raise
+    if json:
+        return emit_json(out, done)
     show_children(done)
     out.print(f"job {done['id']} {done['kind']} {done['subject']}: [green]{done['state']}[/]")
 
@@ -91,7 +95,7 @@ def maintenance_start(
     show_plan(p)
     if dry_run:
         return
-    _follow(c.post(f"/hosts/{host}/maintenance/start"), wait)
+    _follow(c.post(f"/hosts/{host}/maintenance/start"), wait, json)
 
 
 @maintenance_app.command("stop")

@@ -147,7 +147,7 @@ def vm_migrate(
             raise typer.Exit(5)
         return
     job = client().post(f"/vms/{name}/migrate", body)
-    _run(job, wait)
+    _run(job, wait, json)
     if wait:
         done = client().get(f"/jobs/{job['id']}")
         res = (done.get("progress") or {}).get("result")

@@ -57,6 +57,11 @@ def _has(msg: str, needles: tuple[str, ...]) -> bool:
     return any(n.lower() in low for n in needles)
 
 
+def unreachable(msg: str) -> bool:
+    """Whether libvirt's text says the link to a host broke (or never opened)."""
+    return _has(msg, _UNREACHABLE)
+
+
 def connect_error(uri: str, exc: libvirt.libvirtError) -> WhimbrelError:
     msg = str(exc)
     if _has(msg, _MISSING_CLIENT_CREDS):

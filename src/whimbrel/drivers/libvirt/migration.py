@@ -23,9 +23,15 @@ from whimbrel.domain.migration import (
     MigrationStats,
     Performance,
 )
-from whimbrel.drivers.libvirt.errors import call_error, connect_error
+from whimbrel.drivers.libvirt.errors import call_error, connect_error, unreachable
 from whimbrel.drivers.libvirt.uri import with_pkipath
-from whimbrel.errors import HostUntrusted, HypervisorError, WrongState
+from whimbrel.errors import (
+    HostUnreachable,
+    HostUntrusted,
+    HypervisorError,
+    WhimbrelError,
+    WrongState,
+)
 
 if TYPE_CHECKING:
     from whimbrel.drivers.libvirt.migration_ops import MigrationOps
@@ -187,8 +193,16 @@ def migrate(host: MigrationOps, name: str, req: MigrationRequest, auto_converge:
             conn.close()
 
 
-def _migration_error(src: str, name: str, exc: libvirt.libvirtError) -> Exception:
+def _migration_error(src: str, name: str, exc: libvirt.libvirtError) -> WhimbrelError:
     text = str(exc)
+    if unreachable(text):  # the link to a host broke: where the VM runs is unknown
+        return HostUnreachable(
+            "E_MIGRATION_INTERRUPTED",
+            f"the connection to host {src} broke during the migration of VM {name}",
+            "the job reads where the VM runs before it undoes anything; check the host and "
+            "its libvirtd, then 'whimbrel vm show' and retry the move",
+            text,
+        )
     if "canceled by client" in text or "cancelled" in text.lower():
         return WrongState(
             "E_MIGRATION_ABORTED",
@@ -250,7 +264,10 @@ def dirty_rate(dom: libvirt.virDomain, conn: libvirt.virConnect, seconds: int) -
     deadline = time.monotonic() + seconds + 3
     while time.monotonic() < deadline:
         time.sleep(0.25)
-        st = conn.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_DIRTYRATE)[0][1]
+        try:
+            st = conn.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_DIRTYRATE)[0][1]
+        except libvirt.libvirtError:  # a sample lost: the rate is unknown, not an error
+            return -1
         if st.get("dirtyrate.calc_status") == 2:  # measured
             return int(st.get("dirtyrate.megabytes_per_second", 0)) << 20
     return -1
@@ -279,7 +296,10 @@ def move_disks(host: MigrationOps, name: str, moves: list[DiskMove], progress: A
         while True:
             done, ready = 0, True
             for t in started:
-                info = dom.blockJobInfo(t, 0)
+                try:
+                    info = dom.blockJobInfo(t, 0)
+                except libvirt.libvirtError as exc:
+                    raise call_error(host.name, f"copy disk {t}", exc) from exc
                 cur, end = int(info.get("cur", 0)), int(info.get("end", 0))
                 done += cur
                 ready = ready and end > 0 and cur == end

@@ -92,7 +92,8 @@ class MigrationOps(Connection):
 
     def resume(self, name: str) -> None:
         dom = self._lookup(name)
-        if dom.state(0)[0] == libvirt.VIR_DOMAIN_PAUSED:
+        state = self._call(f"state of VM {name}", lambda: dom.state(0))
+        if state[0] == libvirt.VIR_DOMAIN_PAUSED:
             self._call(f"resume VM {name}", dom.resume)
 
     def move_disks(

@@ -80,11 +80,23 @@ class VmMigrate(Flow):
                 f"--on-timeout {op.on_timeout!r} is not one of abort, force",
                 "use --on-timeout abort (the VM stays on the source) or force",
             )
-        if op.downtime_ms < 1 or op.timeout_s_per_gib <= 0 or op.bandwidth_mib_s < 0:
+        bad = [
+            f"{flag} {value}"
+            for flag, value, ok in (
+                ("--downtime-ms", op.downtime_ms, op.downtime_ms >= 1),
+                ("--max-downtime-ms", op.max_downtime_ms, op.max_downtime_ms >= 1),
+                ("--timeout-per-gib", op.timeout_s_per_gib, op.timeout_s_per_gib > 0),
+                ("--bandwidth", op.bandwidth_mib_s, op.bandwidth_mib_s >= 0),
+            )
+            if not ok
+        ]
+        if bad:
             raise InvalidInput(
                 "E_INVALID_POLICY",
-                "downtime, timeout per GiB and bandwidth must be positive",
-                "give --downtime-ms ≥ 1, --timeout-per-gib > 0, --bandwidth ≥ 0",
+                f"{', '.join(bad)}: downtimes and the timeout per GiB must be positive, "
+                "the bandwidth zero (unlimited) or more",
+                "give --downtime-ms ≥ 1, --max-downtime-ms ≥ 1, --timeout-per-gib > 0, "
+                "--bandwidth ≥ 0",
             )
         plan = check_move(op, s, conns)
         if blocking(list(plan.findings)):
