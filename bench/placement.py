@@ -5,7 +5,7 @@ Baselines measured in the same run:
   bounds in placement/reserve.py avoid), for k = 1 and 2;
 - one pass: a single sum over every VM's memory, the least any answer costs;
 - the store read: loading the 8,000 VMs with their disks from SQLite, which
-  a refresh (the seed's cluster refresher) cannot avoid.
+  a refresh (VMM's cluster refresher) cannot avoid.
 
     .venv/bin/python bench/placement.py [--nodes 64] [--vms 8000]
 """

@@ -203,7 +203,7 @@ class InventoryMonitor:
                 set_host_state(row, HostState.NOT_RESPONDING, f"management: {reason}")
                 log.warning("host %s does not answer: %s", host, reason)
                 apply_domains(s, row, None, busy_vms(s))
-                if row.cluster is not None:  # seed 004: a node failed
+                if row.cluster is not None:  # a node failed: the reserve is recomputed
                     refresh(s, f"node {host} failed", row.cluster.name)
         if self.watch is not None:
             self.watch.seen(host, False, reason)
@@ -258,7 +258,7 @@ class InventoryMonitor:
                 log.info("VM %s on %s: %s -> %s", vm, host, old, now)
             for vm, old in follow_moves(s, row, domains, busy):
                 log.warning("VM %s runs on %s now, not on %s: recorded", vm, host, old)
-            if changed and row.cluster is not None:  # seed 004: a node came back
+            if changed and row.cluster is not None:  # a node came back: likewise
                 refresh(s, f"node {host} back", row.cluster.name)
 
 

@@ -94,7 +94,7 @@ class OpHaSet(Op):
 
 @dataclass(frozen=True)
 class OpVmHa(Op):
-    """Register a VM as highly available in its cluster (the seed's cluster role), or not."""
+    """Register a VM as highly available in its cluster (the failover cluster's VM role), or not."""
 
     kind: ClassVar[str] = "vm.ha"
     name: str
@@ -124,7 +124,7 @@ class OpVmCreate(Op):
     cmdline: str = ""
     start: bool = True
     uuid: str = field(default="")
-    ha: bool = False  # highly available in the host's cluster (seed 004)
+    ha: bool = False  # highly available in the host's cluster
     allow_overcommit: bool = False
 
 
@@ -211,7 +211,7 @@ class OpVmMigrate(Op):
 
 @dataclass(frozen=True)
 class OpHostMaintenanceStart(Op):
-    """Seed 004's Start Maintenance Mode: drain the host, then take it out of placement."""
+    """VMM's Start Maintenance Mode: drain the host, then take it out of placement."""
 
     kind: ClassVar[str] = "host.maintenance-start"
     name: str
@@ -242,7 +242,8 @@ class OpHostFenceSet(Op):
 
 @dataclass(frozen=True)
 class OpHostFailover(Op):
-    """Seed 004's unplanned downtime: fence a lost host, restart its HA VMs elsewhere."""
+    """Unplanned downtime, as a failover cluster handles it: fence a lost host, restart its HA
+    VMs elsewhere."""
 
     kind: ClassVar[str] = "host.failover"
     name: str

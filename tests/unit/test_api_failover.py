@@ -114,7 +114,7 @@ def test_a_host_silent_on_management_but_beating_on_storage_is_left_alone(
     assert "storage heartbeat seq" in h["state_reason"] and "left alone" in h["state_reason"]
     assert f.failovers() == []
     oc = hosts.call("GET", "/clusters/c1").json()["overcommit"]
-    assert oc["after"] == "node f1 failed"  # seed 004: a node failure recomputes the reserve
+    assert oc["after"] == "node f1 failed"  # a node failure recomputes the reserve
     fleet.hosts["f1"].up = True
     f.step(1)
     assert f.host("f1")["state"] == "connected"

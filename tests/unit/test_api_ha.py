@@ -51,7 +51,7 @@ def test_reserve_refuses_an_overcommitting_ha_vm_unless_overridden(hosts: Api) -
     hosts.ok("POST", "/vms", ha_vm("e", "f2", 2048, allow_overcommit=True))
     oc = hosts.call("GET", "/clusters/c1").json()["overcommit"]
     assert oc["overcommitted"] and set(oc["failed"]) <= {"f1", "f2"} and oc["stranded"]
-    # The seed's first event: the reserve changes, the verdict is recomputed.
+    # VMM's refresher's first event: the reserve changes, the verdict is recomputed.
     job = hosts.ok("POST", "/clusters/c1/settings", {"reserve": 0})
     oc = hosts.call("GET", "/clusters/c1").json()["overcommit"]
     assert not oc["overcommitted"] and oc["after"] == "reserve changed"

@@ -82,7 +82,7 @@ def test_cross_cluster_move_removes_moves_and_adds_the_role(
     assert not [k for k in estate.files if k[0] == "CL-ALPHA"]  # nothing left in alpha
     v = _view(hv, "web1")
     assert (v["cluster"], v["state"], v["ha"], v["ha_priority"]) == ("beta", "running", True, 3)
-    # Seed 000's order, SCVMM's: the role leaves, the VM and its storage move (WMI
+    # SCVMM's order: the role leaves, the VM and its storage move (WMI
     # MigrationType 32771), the role is added in the destination cluster.
     calls = [(h, n, p) for h, n, p in estate.calls if n.startswith(("cluster_role", "vm_migrate"))]
     assert [(h, n) for h, n, _ in calls] == [

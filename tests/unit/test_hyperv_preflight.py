@@ -48,7 +48,7 @@ SCENARIOS: dict[str, tuple[Callable[[HyperVEstate], None], str, str]] = {
         "E_DELEGATION_MISSING",
         "",
     ),
-    "kerberos only (seed 003's choice)": (
+    "kerberos only (the walkthrough's choice)": (
         lambda e: _kerberos_only(e, "HV01"),
         "E_DELEGATION_KERBEROS_ONLY",
         "E_HYPERV_NO_CREDENTIALS",

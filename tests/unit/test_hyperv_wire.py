@@ -9,9 +9,17 @@ from datetime import UTC, datetime
 
 import pytest
 
+from whimbrel.domain.vm import VmState
 from whimbrel.drivers.hyperv import wire as w
 from whimbrel.drivers.hyperv.errors import classify, remote
-from whimbrel.drivers.hyperv.model import HvCluster, HvHost, HvJob, HvVm, incompatibilities
+from whimbrel.drivers.hyperv.model import (
+    HvCluster,
+    HvHost,
+    HvJob,
+    HvVm,
+    incompatibilities,
+    state_of,
+)
 from whimbrel.errors import HypervisorError
 
 # research/hyperv.md §1.1, the recommended script's shape.
@@ -120,6 +128,36 @@ def test_vm_state_numbers_that_differ_between_versions_are_refused() -> None:
     with pytest.raises(HypervisorError) as info:
         HvVm.parse({**VM, "State": 32785})  # RunningCritical: 32783 or 32785 depending on build
     assert info.value.code == "E_HYPERV_PROTOCOL"
+
+
+@pytest.mark.parametrize(
+    ("name", "state"),
+    [
+        ("RunningCritical", VmState.RUNNING),  # running, its storage out of reach
+        ("PausedCritical", VmState.PAUSED),
+        ("SavedCritical", VmState.SAVED),
+        ("OffCritical", VmState.STOPPED),
+        ("FastSavingCritical", VmState.RUNNING),
+        ("Hibernated", VmState.STOPPED),
+        ("ComponentServicing", VmState.RUNNING),
+        ("ForceReboot", VmState.RUNNING),
+        ("Other", VmState.UNKNOWN),
+    ],
+)
+def test_every_named_vm_state_folds_to_what_it_is(name: str, state: VmState) -> None:
+    # The scripts send the state's name (State.ToString()), the same on every build.
+    assert state_of(HvVm.parse({**VM, "State": name})) == state
+
+
+def test_a_not_found_is_known_by_its_category_too() -> None:
+    get_vm = {  # what Get-VM really throws for a name it does not know
+        "message": "Hyper-V was unable to find a virtual machine with name 'web9'.",
+        "fqid": "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVMCommand",
+        "category": "InvalidArgument",
+    }
+    assert remote(get_vm).code == "E_HYPERV_NOT_FOUND"
+    other = {**get_vm, "message": "The parameter is not valid: -Priority 7"}
+    assert remote(other).code == "E_HYPERV_ERROR"
 
 
 def test_dates_timespans_guids() -> None:

@@ -1,5 +1,6 @@
-"""Seed 002: a workgroup cluster (no domain) moves VMs live inside the cluster only from
-Windows Server 2025 on, authenticated by one local account present on every node."""
+"""Hyper-V's workgroup clusters: a workgroup cluster (no domain) moves VMs live inside the
+cluster only from Windows Server 2025 on, authenticated by one local account present on every
+node."""
 
 from __future__ import annotations
 

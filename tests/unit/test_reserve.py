@@ -1,4 +1,4 @@
-"""The cluster reserve (N-k) on the seed's example, and against brute force."""
+"""The cluster reserve (N-k) on VMM's example, and against brute force."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def cluster(nodes: int, vms_per_node: int, vm_gib: int = 8, node_gib: int = 64) 
     ]
 
 
-def test_seed_eight_nodes_reserve_two() -> None:
+def test_vmm_eight_nodes_reserve_two() -> None:
     # 8 nodes of 64 GiB, six 8-GiB HA VMs each: any 2 can fail, exactly.
     nodes = cluster(8, 6)
     v = overcommit(nodes, 2)
@@ -36,7 +36,7 @@ def test_seed_eight_nodes_reserve_two() -> None:
     assert "the other 6 node(s)" in v.reason
 
 
-def test_seed_five_nodes_up_reserve_two() -> None:
+def test_vmm_five_nodes_up_reserve_two() -> None:
     # The same cluster with three nodes down: 3 (5-2) survivors must hold it.
     nodes = cluster(8, 6)
     for n in nodes[5:]:

@@ -1,15 +1,14 @@
 """Kerberos constrained delegation between two Hyper-V hosts: check and grant.
 
-Seed 003's procedure, in "Active Directory Users and Computers", for each of
-the two servers: (1) open the console, (2) select the server, (3) open its
-properties, (4) the Delegation tab, (5) "trust this computer for delegation
-to specified services only", (6) the protocol choice, (7) Add, (8) "Users or
-Computers", (9) object type Computer and the partner's name, (10) select
-"cifs" and "Microsoft Virtual System Migration Service", (11) OK — then the
-same on the partner.  :func:`grant` does steps 5, 6 and 10 through LDAP for
-both directions; the rest is the console's way of finding the objects.
+The procedure of Hyper-V's remote live migration with delegation, in "Active Directory Users
+and Computers", for each of the two servers: (1) open the console, (2) select the server, (3)
+open its properties, (4) the Delegation tab, (5) "trust this computer for delegation to
+specified services only", (6) the protocol choice, (7) Add, (8) "Users or Computers", (9)
+object type Computer and the partner's name, (10) select "cifs" and "Microsoft Virtual System
+Migration Service", (11) OK — then the same on the partner.  :func:`grant` does steps 5, 6 and
+10 through LDAP for both directions; the rest is the console's way of finding the objects.
 
-Step 6: the seed chooses "use Kerberos only".  That works for a move started
+Step 6: that procedure chooses "use Kerberos only".  That works for a move started
 on the source itself, but a move started remotely (over WinRM, as Whimbrel
 does) fails with 0x8009030E since Windows Server 2016: WinRM cannot pass on
 the caller's ticket, so the source needs protocol transition ("use any
@@ -77,8 +76,9 @@ def check(directory: Directory, source: str, dest: str) -> list[Finding]:
                 "E_DELEGATION_KERBEROS_ONLY",
                 Severity.ERROR,
                 subject,
-                f"computer {src.name} is set to 'use Kerberos only' (seed 003's choice): a "
-                "move started remotely, as Whimbrel starts it, fails with 0x8009030E",
+                f"computer {src.name} is set to 'use Kerberos only' (the delegation "
+                "walkthrough's choice): a move started remotely, as Whimbrel starts it, fails "
+                "with 0x8009030E",
                 f"choose 'use any authentication protocol' on {src.name}'s Delegation tab, "
                 f"or run 'whimbrel hyperv delegation grant {src.name} {dst.name}'; " + REPLICATION,
             )
@@ -120,7 +120,7 @@ class Grant:
 
 
 def grant(directory: Directory, a: str, b: str, kerberos_only: bool = False) -> list[Grant]:
-    """Seed 003's procedure for both directions; entries already there are kept."""
+    """The delegation procedure for both directions; entries already there are kept."""
     out = []
     for src_name, dst_name in ((a, b), (b, a)):
         src, dst = directory.computer(src_name), directory.computer(dst_name)

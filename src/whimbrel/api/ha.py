@@ -62,7 +62,7 @@ def add_routes(
 
     @app.post("/api/v1/vms/{name}/repair", dependencies=deps)
     def repair(name: str) -> dict[str, Any]:
-        """Seed 004's Repair: look again at the VM's configuration and refresh its state."""
+        """VMM's Repair: look again at the VM's configuration and refresh its state."""
         with manager.sessions.begin() as s:
             refresh(s, f"repair of VM {name}", cluster_of_vm(get_vm(s, name)))
         return dict(read(lambda s: vm_view(get_vm(s, name))))

@@ -108,7 +108,7 @@ def vm_view(v: Vm) -> dict[str, Any]:
         "networks": v.networks,
         "ha": v.ha,
         "ha_priority": v.ha_priority,
-        # Seed 004's "unsupported cluster configuration", with each reason.
+        # VMM's "unsupported cluster configuration", with each reason.
         "unsupported_cluster_configuration": _unsupported(v),
         "findings": v.findings,
         "disks": [

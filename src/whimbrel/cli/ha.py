@@ -94,7 +94,7 @@ def ha_enable(
     ),
     wait: bool = WAIT,
 ) -> None:
-    """Make the VM highly available in its cluster (the seed's cluster role)."""
+    """Make the VM highly available in its cluster (the failover cluster's VM role)."""
     _set(name, True, priority, allow_overcommit, wait)
 
 

@@ -21,7 +21,7 @@ from whimbrel.preflight.finding import blocking
 
 hyperv_app = typer.Typer(help="Hyper-V hosts: Active Directory delegation.", no_args_is_help=True)
 delegation_app = typer.Typer(
-    help="Kerberos constrained delegation between two Hyper-V hosts (seed 003).",
+    help="Kerberos constrained delegation between two Hyper-V hosts.",
     no_args_is_help=True,
 )
 hyperv_app.add_typer(delegation_app, name="delegation")
@@ -94,8 +94,8 @@ def delegation_grant(
     kerberos_only: bool = typer.Option(
         False,
         "--kerberos-only",
-        help="seed 003's 'use Kerberos only': enough for moves started on the source, "
-        "not for moves started remotely (Whimbrel's)",
+        help="'use Kerberos only', as Microsoft's walkthrough does: enough for moves started "
+        "on the source, not for moves started remotely (Whimbrel's)",
     ),
     json: bool = JSON,
     dc: str = DC,

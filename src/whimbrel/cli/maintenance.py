@@ -1,4 +1,4 @@
-"""whimbrel host maintenance start|stop: seed 004's maintenance mode."""
+"""whimbrel host maintenance start|stop: VMM's maintenance mode."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Migration vocabulary: kinds of move, host settings, what a driver is asked and reports.
 
-Hyper-V's names are kept next to ours (seed 001: Enable-VMMigration,
-Set-VMMigrationNetwork, Set-VMHost; seed 003: the WMI MigrationType values).
+Hyper-V's names are kept next to ours (Enable-VMMigration,
+Set-VMMigrationNetwork, Set-VMHost; the WMI MigrationType values).
 """
 
 from __future__ import annotations

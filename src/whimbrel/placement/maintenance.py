@@ -1,6 +1,6 @@
 """The plan of maintenance mode: what happens to each VM when its host is drained.
 
-Seed 004 (maintenance mode): highly available VMs are live-migrated to other
+VMM's maintenance mode: highly available VMs are live-migrated to other
 nodes of their cluster, the others are put in a saved state; the host enters
 maintenance only if every VM could be dealt with.  The plan is computed
 before anything moves, so a host whose VMs cannot all fit elsewhere is

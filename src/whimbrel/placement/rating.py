@@ -3,7 +3,7 @@
 SCVMM's host ratings (Get-SCVMHostRating): a host that cannot take the VM
 gets 0 and the reason why; the others are scored by the memory and CPU left
 after placing it, towards spreading load (``balance``) or packing it
-(``consolidate``).  Seed 004: HA VMs go only to clustered hosts, a host in
+(``consolidate``).  VMM's highly available VMs: HA VMs go only to clustered hosts, a host in
 maintenance is left out of the ratings, and a cluster that placing the VM
 would over-commit is refused unless the administrator overrides it.
 """

@@ -1,6 +1,6 @@
 """Recompute the derived HA state: each cluster's reserve verdict and its VMs' findings.
 
-Seed 004's cluster refresher runs after four events: the reserve changed, a
+VMM's cluster refresher runs after four events: the reserve changed, a
 node failed or was removed, a node was added, a new VM appeared.  Whimbrel
 calls ``refresh`` at each of them (and ``cluster verify`` / ``vm repair`` on
 demand), inside the caller's transaction.

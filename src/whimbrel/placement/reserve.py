@@ -1,9 +1,9 @@
 """Cluster reserve: can the cluster lose any ``k`` nodes and still run every HA VM?
 
-Seed 004 ("HAVM 配置と過剰コミット状態"): with 8 nodes and a reserve of 2 the
-cluster is over-committed when some 6 of them cannot hold the VMs; with only 5
-nodes up, when some 3 cannot.  Only nodes that are up count, and only the HA
-VMs of the failed nodes must find room (the others are not restarted).
+VMM's highly available VMs ("HAVM placement and the overcommitted state"): with 8 nodes and a
+reserve of 2 the cluster is over-committed when some 6 of them cannot hold the VMs; with only 5
+nodes up, when some 3 cannot.  Only nodes that are up count, and only the HA VMs of the failed
+nodes must find room (the others are not restarted).
 
 Checking every set of ``k`` nodes by packing VMs is exact but slow at 64 nodes,
 so three cheaper tests settle almost every case first:

@@ -1,7 +1,8 @@
 """An HA VM's "unsupported cluster configuration": what would stop it failing over.
 
-Seed 004, "高可用性バーチャル マシンの "サポートされていないクラスター構成" 状態の
-トラブルシューティング", one check per listed cause.  A cluster is read once
+VMM's highly available VMs, "Troubleshooting the
+'unsupported cluster configuration' state of highly available VMs", one check per
+listed cause.  A cluster is read once
 (``ClusterView``) so that verifying thousands of VMs costs one pass.
 """
 

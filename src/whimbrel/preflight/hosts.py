@@ -1,6 +1,6 @@
 """Checks on the two hosts of a move: settings, networks, authentication.
 
-Each check names the seed passage it comes from.
+Each check names the Microsoft topic it comes from (docs/hyper-v-mapping.md).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ E, W = Severity.ERROR, Severity.WARNING
 
 
 def check_enabled(src: Host, dst: Host) -> list[Finding]:
-    """Seed 001, step 2.4: "ライブ マイグレーションでの送受信を有効にする" (Enable-VMMigration)
-    must be on at both ends, for outgoing on the source and incoming on the destination."""
+    """Hyper-V's live migration without clustering: "Enable incoming and outgoing live
+    migrations" (Enable-VMMigration) must be on at both ends, for outgoing on the source and
+    incoming on the destination."""
     out = []
     for h, role in ((src, "source"), (dst, "destination")):
         if not settings_of(h).enabled:
@@ -36,7 +37,7 @@ def check_enabled(src: Host, dst: Host) -> list[Finding]:
 
 
 def check_maintenance(dst: Host) -> list[Finding]:
-    """Seed 004 (maintenance mode): a host in maintenance takes no new VMs."""
+    """VMM's highly available VMs (maintenance mode): a host in maintenance takes no new VMs."""
     if not dst.maintenance:
         return []
     return [
@@ -59,11 +60,11 @@ def pick_address(src: Host, dst: Host) -> str | None:
     """The destination address the migration stream goes to; "" for the
     destination's own default; None when no allowed network joins the hosts.
 
-    Seed 001, "ネットワークの優先順位" and step 2.6 (Set-VMMigrationNetwork /
-    "使用可能な任意のネットワーク"): the destination accepts migrations only on
-    its allowed networks, and the source must sit on the same network.  A
-    dedicated network (not the management address) is preferred: the stream
-    is unencrypted unless ``encrypt`` is on.
+    Hyper-V's live migration without clustering, "network preference" and the incoming
+    networks (Set-VMMigrationNetwork / "use any available network"): the destination
+    accepts migrations only on its allowed networks, and the source must sit on the same
+    network.  A dedicated network (not the management address) is preferred: the stream is
+    unencrypted unless ``encrypt`` is on.
     """
     allowed = settings_of(dst)
     src_ips = [ipaddress.ip_interface(a).ip for a in src.addresses]
@@ -107,7 +108,7 @@ def check_network(src: Host, dst: Host) -> tuple[list[Finding], str | None]:
                 W,
                 f"hosts {src.name} → {dst.name}",
                 "the migration stream is not encrypted and may use any network "
-                "(seed 001: live migration traffic is not encrypted)",
+                "(live migration traffic is not encrypted)",
                 f"restrict it to a private network ('whimbrel host migration set {dst.name} "
                 "--network CIDR') or turn on '--encrypt'",
             )
@@ -116,12 +117,13 @@ def check_network(src: Host, dst: Host) -> tuple[list[Finding], str | None]:
 
 
 def check_auth(src: Host, dst: Host, conns: HostDrivers) -> list[Finding]:
-    """Seeds 001 and 003: who authenticates the move.
+    """Who authenticates the move (Hyper-V's live migration without clustering, Hyper-V's
+    remote live migration with delegation).
 
     ``managed`` (CredSSP's place): the manager itself must log in to both
     hosts.  ``peer`` (Kerberos with constrained delegation): the source logs
     in to the destination with its own identity, which the destination must
-    trust; a missing trust is the 0x8009030E case of seed 003, reported with
+    trust; a missing trust is the 0x8009030E case of a move started remotely, reported with
     its cause instead of "no credentials are available".
     """
     out = []

@@ -1,11 +1,11 @@
 """Checks of a move between Hyper-V hosts, read live from both hosts and the directory.
 
-Each check names the seed passage it comes from; the host facts come from the
-driver's inventory scripts (Get-VMHost, Win32_DeviceGuard, Get-VM), the
-delegation from Active Directory (:mod:`whimbrel.ad.delegation`), the VM's
-incompatibilities from ``Compare-VM``.  A move inside one failover cluster is
-the cluster service's to authenticate and route: the delegation and network
-checks are for moves between clusters or standalone hosts.
+Each check names the Microsoft topic it comes from (docs/hyper-v-mapping.md); the host facts
+come from the driver's inventory scripts (Get-VMHost, Win32_DeviceGuard, Get-VM), the
+delegation from Active Directory (:mod:`whimbrel.ad.delegation`), the VM's incompatibilities
+from ``Compare-VM``.  A move inside one failover cluster is the cluster service's to
+authenticate and route: the delegation and network checks are for moves between clusters or
+standalone hosts.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from whimbrel.preflight.finding import Finding, HostDrivers, Severity
 from whimbrel.store.models import Host, Vm
 
 E, W = Severity.ERROR, Severity.WARNING
-WS2025 = 26100  # the first build whose workgroup clusters live-migrate (seed 002)
+WS2025 = (
+    26100  # the first build whose workgroup clusters live-migrate (Hyper-V's workgroup clusters)
+)
 SWITCH_NOT_FOUND = 33012  # Compare-VM: "Could not find Ethernet switch"
 
 
@@ -71,7 +73,8 @@ def check_move(
 
 
 def enabled(s: HvHost, d: HvHost, kind: MoveKind) -> list[Finding]:
-    """Seed 001, step 2.4: Enable-VMMigration on both hosts (storage moves need none)."""
+    """Hyper-V's live migration without clustering: Enable-VMMigration on both hosts (storage
+    moves need none)."""
     if kind == MoveKind.STORAGE:
         return []
     return [
@@ -89,7 +92,8 @@ def enabled(s: HvHost, d: HvHost, kind: MoveKind) -> list[Finding]:
 
 
 def version(vm: HvVm, d: HvHost) -> list[Finding]:
-    """Seed 001: a VM runs only on hosts that support its configuration version."""
+    """Hyper-V's live migration without clustering: a VM runs only on hosts that support its
+    configuration version."""
     if not d.supported_versions or vm.version in d.supported_versions:
         return []
     return [
@@ -111,7 +115,7 @@ def switches(vm: HvVm, d: HvHost) -> list[Finding]:
 
 
 def _switch_missing(vm: str, switch: str, host: str) -> Finding:
-    """Seeds 003 and 004: the virtual switch must exist on the destination, same name."""
+    """The virtual switch must exist on the destination, same name."""
     return Finding(
         "E_NETWORK_MISSING",
         E,
@@ -122,8 +126,9 @@ def _switch_missing(vm: str, switch: str, host: str) -> Finding:
 
 
 def network(s: HvHost, d: HvHost) -> list[Finding]:
-    """Seed 001, step 2.6: without "use any network", the destination listens only on
-    its migration networks, and the source must have an address on one of them."""
+    """Hyper-V's live migration without clustering: without "use any network", the destination
+    listens only on its migration networks, and the source must have an address on one of
+    them."""
     if d.use_any_network:
         return []
     nets = [ipaddress.ip_network(n, strict=False) for n in d.migration_subnets]
@@ -144,7 +149,8 @@ def network(s: HvHost, d: HvHost) -> list[Finding]:
 
 
 def auth(s: HvHost, d: HvHost, s_drv: HyperVHost, d_drv: HyperVHost) -> list[Finding]:
-    """Seeds 001 and 003: who authenticates the move, and what each choice needs."""
+    """Hyper-V's live migration without clustering and Hyper-V's remote live migration with
+    delegation: who authenticates the move, and what each choice needs."""
     subject = f"hosts {s.name} → {d.name}"
     if s.auth != d.auth:
         return [
@@ -202,8 +208,8 @@ def credssp(s: HvHost, d: HvHost, s_drv: HyperVHost, d_drv: HyperVHost) -> list[
                 E,
                 f"hosts {s.name} → {d.name}",
                 "CredSSP is chosen, and Whimbrel starts the move remotely without delegating "
-                "credentials to the source: it fails at the source with 0x8009030E (seed "
-                "003: no credentials are available in the security package)",
+                "credentials to the source: it fails at the source with 0x8009030E ("
+                "'no credentials are available in the security package')",
                 "use Kerberos with constrained delegation ('whimbrel host migration set HOST "
                 "--auth peer' on both, then 'whimbrel hyperv delegation grant SRC DST'), or "
                 "connect to the source with auth=credssp, or start the move on the source",
@@ -231,8 +237,9 @@ def credssp(s: HvHost, d: HvHost, s_drv: HyperVHost, d_drv: HyperVHost) -> list[
 
 
 def workgroup(s: HvHost, d: HvHost, s_drv: HyperVHost) -> list[Finding]:
-    """Seed 002: a workgroup cluster moves VMs live only from Windows Server 2025 on, and
-    authenticates with one local account, same name and password, on every node."""
+    """Hyper-V's workgroup clusters: a workgroup cluster moves VMs live only from Windows
+    Server 2025 on, and authenticates with one local account, same name and password, on every
+    node."""
     out = [
         Finding(
             "E_WORKGROUP_LIVE_MIGRATION_UNSUPPORTED",

@@ -1,6 +1,6 @@
 """Checks on the VM being moved and what the destination offers it.
 
-Each check names the seed passage it comes from.
+Each check names the Microsoft topic it comes from (docs/hyper-v-mapping.md).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from whimbrel.store.repo import is_shared_path
 
 E, W = Severity.ERROR, Severity.WARNING
 
-# Seed 003's wizard: a running VM moves live; quick migration saves it first;
+# Hyper-V Manager's move wizard: a running VM moves live; quick migration saves it first;
 # only a stopped VM moves offline.
 _STATES = {
     MoveKind.LIVE: {VmState.RUNNING},
@@ -60,9 +60,9 @@ def check_state(vm: Vm, kind: MoveKind, src: Host, dst: Host) -> list[Finding]:
 
 
 def check_machine(vm: Vm, dst: Host) -> list[Finding]:
-    """Seed 001, requirements: a VM moves between host versions only if its
-    configuration version is one the destination supports (version 5 or later
-    between 2012 R2 and 2016).  libvirt's counterpart is the machine type."""
+    """Hyper-V's live migration without clustering, requirements: a VM moves between host
+    versions only if its configuration version is one the destination supports (version 5 or
+    later between 2012 R2 and 2016).  libvirt's counterpart is the machine type."""
     if vm.machine in dst.machine_types or not dst.machine_types:
         return []
     return [
@@ -100,7 +100,7 @@ def check_cpu(vm: Vm, src: Host, dst: Host, conns: HostDrivers) -> list[Finding]
 
 
 def check_networks(vm: Vm, dst: Host) -> list[Finding]:
-    """Seed 004 and 003: the virtual switch a VM uses must exist, under the same
+    """The virtual switch a VM uses must exist, under the same
     name, on the destination, or the VM arrives without its network."""
     have = {n.name for n in dst.networks}
     return [
@@ -144,7 +144,7 @@ def target_pool(dst: Host, storage_path: str) -> StoragePool | None:
 def check_disks(
     vm: Vm, kind: MoveKind, src: Host, dst: Host, storage_path: str
 ) -> tuple[list[Finding], list[DiskMove], bool]:
-    """Seed 003: without storage, only the configuration moves, which is right
+    """Without storage, only the configuration moves, which is right
     only when the disks sit on storage both hosts share.  Returns the findings,
     the disks to copy and whether every disk kept in place is declared shared."""
     shared = all(is_shared_path(src, d.path) and is_shared_path(dst, d.path) for d in vm.disks)

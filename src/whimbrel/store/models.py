@@ -39,7 +39,7 @@ class Cluster(Base):
     name: Mapped[str] = mapped_column(String(63), unique=True)
     # Cluster reserve k (as in SCVMM): how many failed nodes the cluster must absorb.
     reserve: Mapped[int] = mapped_column(Integer, default=1)
-    # The last reserve verdict (placement/reserve.py), recomputed on the seed's
+    # The last reserve verdict (placement/reserve.py), recomputed on VMM's
     # four events: reserve changed, node failed or removed, node added, new VM.
     overcommit: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Failure detection: both liveness channels silent this long make a node lost.

@@ -3,9 +3,14 @@ param([string]$Name)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    $g = FailoverClusters\Get-ClusterGroup -Name $Name
-    $result = [pscustomobject]@{ Name = $g.Name; OwnerNode = $g.OwnerNode.Name; State = $g.State.ToString()
-      Queued = [bool]([int64]$g.StatusInformation -band 4); Priority = [int]$g.Priority }
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        $g = FailoverClusters\Get-ClusterGroup -Name $Name
+        $result = [pscustomobject]@{ Name = $g.Name; OwnerNode = $g.OwnerNode.Name; State = $g.State.ToString()
+          Queued = [bool]([int64]$g.StatusInformation -band 4); Priority = [int]$g.Priority }
+    }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer
 } catch {

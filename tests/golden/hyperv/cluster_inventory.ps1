@@ -3,22 +3,27 @@ param()
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    $c = FailoverClusters\Get-Cluster
-    $result = [pscustomobject]@{
-      Cluster = $c.Name; Domain = $c.Domain
-      MaximumParallelMigrations = [int]$c.MaximumParallelMigrations
-      Nodes = @(FailoverClusters\Get-ClusterNode | ForEach-Object {
-        [pscustomobject]@{ Name = $_.Name; Id = "$($_.Id)"; State = $_.State.ToString()
-          DrainStatus = $_.DrainStatus.ToString(); StatusInformation = [int64]$_.StatusInformation } })
-      VmGroups = @(FailoverClusters\Get-ClusterGroup | Where-Object { $_.GroupType.ToString() -eq 'VirtualMachine' } |
-        ForEach-Object { [pscustomobject]@{ Name = $_.Name; Id = "$($_.Id)"; OwnerNode = $_.OwnerNode.Name
-          State = $_.State.ToString(); Queued = [bool]([int64]$_.StatusInformation -band 4)
-          Priority = [int]$_.Priority } })
-      Csvs = @(FailoverClusters\Get-ClusterSharedVolume | ForEach-Object { $v = $_
-        [pscustomobject]@{ Name = $v.Name; State = $v.State.ToString(); OwnerNode = $v.OwnerNode.Name
-          Volumes = @($v.SharedVolumeInfo | ForEach-Object { [pscustomobject]@{
-            Path = $_.FriendlyVolumeName; Size = [int64]$_.Partition.Size
-            FreeSpace = [int64]$_.Partition.FreeSpace } }) } })
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        $c = FailoverClusters\Get-Cluster
+        $result = [pscustomobject]@{
+          Cluster = $c.Name; Domain = $c.Domain
+          MaximumParallelMigrations = [int]$c.MaximumParallelMigrations
+          Nodes = @(FailoverClusters\Get-ClusterNode | ForEach-Object {
+            [pscustomobject]@{ Name = $_.Name; Id = "$($_.Id)"; State = $_.State.ToString()
+              DrainStatus = $_.DrainStatus.ToString(); StatusInformation = [int64]$_.StatusInformation } })
+          VmGroups = @(FailoverClusters\Get-ClusterGroup | Where-Object { $_.GroupType.ToString() -eq 'VirtualMachine' } |
+            ForEach-Object { [pscustomobject]@{ Name = $_.Name; Id = "$($_.Id)"; OwnerNode = $_.OwnerNode.Name
+              State = $_.State.ToString(); Queued = [bool]([int64]$_.StatusInformation -band 4)
+              Priority = [int]$_.Priority } })
+          Csvs = @(FailoverClusters\Get-ClusterSharedVolume | ForEach-Object { $v = $_
+            [pscustomobject]@{ Name = $v.Name; State = $v.State.ToString(); OwnerNode = $v.OwnerNode.Name
+              Volumes = @($v.SharedVolumeInfo | ForEach-Object { [pscustomobject]@{
+                Path = $_.FriendlyVolumeName; Size = [int64]$_.Partition.Size
+                FreeSpace = [int64]$_.Partition.FreeSpace } }) } })
+        }
     }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer

@@ -3,8 +3,13 @@ param([string]$Name)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    [void](FailoverClusters\Move-ClusterVirtualMachineRole -Name $Name -Cancel)
-    $result = [pscustomobject]@{ Cancelled = $Name }
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        [void](FailoverClusters\Move-ClusterVirtualMachineRole -Name $Name -Cancel)
+        $result = [pscustomobject]@{ Cancelled = $Name }
+    }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer
 } catch {

@@ -4,10 +4,15 @@ param([string]$Name, [string]$Node = '', [ValidateSet('Live', 'Quick')][string]$
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    $splat = @{ Name = $Name; MigrationType = $MigrationType; Wait = 0 }
-    if ($Node) { $splat.Node = $Node }
-    $g = FailoverClusters\Move-ClusterVirtualMachineRole @splat
-    $result = [pscustomobject]@{ Name = $g.Name; OwnerNode = $g.OwnerNode.Name; State = $g.State.ToString() }
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        $splat = @{ Name = $Name; MigrationType = $MigrationType; Wait = 0 }
+        if ($Node) { $splat.Node = $Node }
+        $g = FailoverClusters\Move-ClusterVirtualMachineRole @splat
+        $result = [pscustomobject]@{ Name = $g.Name; OwnerNode = $g.OwnerNode.Name; State = $g.State.ToString() }
+    }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer
 } catch {

@@ -3,10 +3,15 @@ param([string]$VMName)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    $g = @(FailoverClusters\Get-ClusterGroup | Where-Object {
-      $_.GroupType.ToString() -eq 'VirtualMachine' -and $_.Name -eq $VMName })
-    foreach ($x in $g) { FailoverClusters\Remove-ClusterGroup -InputObject $x -RemoveResources -Force }
-    $result = [pscustomobject]@{ Removed = $g.Count }
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        $g = @(FailoverClusters\Get-ClusterGroup | Where-Object {
+          $_.GroupType.ToString() -eq 'VirtualMachine' -and $_.Name -eq $VMName })
+        foreach ($x in $g) { FailoverClusters\Remove-ClusterGroup -InputObject $x -RemoveResources -Force }
+        $result = [pscustomobject]@{ Removed = $g.Count }
+    }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer
 } catch {

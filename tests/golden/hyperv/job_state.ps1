@@ -3,12 +3,17 @@ param([string]$JobPath)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    $j = [wmi]$JobPath
-    $result = [pscustomobject]@{
-      JobState = [int]$j.JobState; PercentComplete = [int]$j.PercentComplete; ErrorCode = [int]$j.ErrorCode
-      ErrorDescription = $j.ErrorDescription; ErrorSummaryDescription = $j.ErrorSummaryDescription
-      JobType = [int]$j.JobType; ElapsedSeconds = if ($j.ElapsedTime) {
-        [int64]([System.Management.ManagementDateTimeConverter]::ToTimeSpan($j.ElapsedTime).TotalSeconds) } else { 0 }
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        $j = [wmi]$JobPath
+        $result = [pscustomobject]@{
+          JobState = [int]$j.JobState; PercentComplete = [int]$j.PercentComplete; ErrorCode = [int]$j.ErrorCode
+          ErrorDescription = $j.ErrorDescription; ErrorSummaryDescription = $j.ErrorSummaryDescription
+          JobType = [int]$j.JobType; ElapsedSeconds = if ($j.ElapsedTime) {
+            [int64]([System.Management.ManagementDateTimeConverter]::ToTimeSpan($j.ElapsedTime).TotalSeconds) } else { 0 }
+        }
     }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer

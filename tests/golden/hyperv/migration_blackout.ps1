@@ -4,12 +4,17 @@ param([string]$VMName, [int]$SinceSeconds = 900)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    $filter = @{ LogName = 'Microsoft-Windows-Hyper-V-VMMS-Admin'; Id = 20415, 20417
-                 StartTime = (Get-Date).AddSeconds(-$SinceSeconds) }
-    $ev = @(Get-WinEvent -FilterHashtable $filter -ErrorAction SilentlyContinue |
-            Where-Object { $_.Message -like "*'$VMName'*" } | Select-Object -First 1)
-    $result = if ($ev.Count -gt 0) { [pscustomobject]@{ Id = $ev[0].Id
-      TimeCreated = $ev[0].TimeCreated.ToString('o'); Message = $ev[0].Message } } else { $null }
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        $filter = @{ LogName = 'Microsoft-Windows-Hyper-V-VMMS-Admin'; Id = 20415, 20417
+                     StartTime = (Get-Date).AddSeconds(-$SinceSeconds) }
+        $ev = @(Get-WinEvent -FilterHashtable $filter -ErrorAction SilentlyContinue |
+                Where-Object { $_.Message -like "*'$VMName'*" } | Select-Object -First 1)
+        $result = if ($ev.Count -gt 0) { [pscustomobject]@{ Id = $ev[0].Id
+          TimeCreated = $ev[0].TimeCreated.ToString('o'); Message = $ev[0].Message } } else { $null }
+    }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer
 } catch {

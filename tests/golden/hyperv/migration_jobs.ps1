@@ -3,12 +3,17 @@ param([string]$VMId)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    $result = @(Get-CimInstance -Namespace root\virtualization\v2 -ClassName Msvm_MigrationJob |
-      Where-Object { $_.VirtualSystemName -eq $VMId } | ForEach-Object { [pscustomobject]@{
-        InstanceId = $_.InstanceID; JobType = [int]$_.JobType; MigrationType = [int]$_.MigrationType
-        DestinationHost = $_.DestinationHost; JobState = [int]$_.JobState
-        PercentComplete = [int]$_.PercentComplete; ErrorCode = [int]$_.ErrorCode
-        ErrorDescription = $_.ErrorDescription; Cancellable = [bool]$_.Cancellable } })
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        $result = @(Get-CimInstance -Namespace root\virtualization\v2 -ClassName Msvm_MigrationJob |
+          Where-Object { $_.VirtualSystemName -eq $VMId } | ForEach-Object { [pscustomobject]@{
+            InstanceId = $_.InstanceID; JobType = [int]$_.JobType; MigrationType = [int]$_.MigrationType
+            DestinationHost = $_.DestinationHost; JobState = [int]$_.JobState
+            PercentComplete = [int]$_.PercentComplete; ErrorCode = [int]$_.ErrorCode
+            ErrorDescription = $_.ErrorDescription; Cancellable = [bool]$_.Cancellable } })
+    }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer
 } catch {

@@ -4,8 +4,13 @@ param([string]$Name, [bool]$Drain = $false)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    $n = if ($Drain) { FailoverClusters\Suspend-ClusterNode -Name $Name -Drain } else { FailoverClusters\Suspend-ClusterNode -Name $Name }
-    $result = [pscustomobject]@{ Name = $n.Name; State = $n.State.ToString(); DrainStatus = $n.DrainStatus.ToString() }
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        $n = if ($Drain) { FailoverClusters\Suspend-ClusterNode -Name $Name -Drain } else { FailoverClusters\Suspend-ClusterNode -Name $Name }
+        $result = [pscustomobject]@{ Name = $n.Name; State = $n.State.ToString(); DrainStatus = $n.DrainStatus.ToString() }
+    }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer
 } catch {

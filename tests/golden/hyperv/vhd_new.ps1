@@ -3,9 +3,14 @@ param([string]$Path, [int64]$SizeBytes)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    if (Test-Path -LiteralPath $Path) { throw "The file '$Path' already exists (ResourceExists)" }
-    $v = Hyper-V\New-VHD -Path $Path -SizeBytes $SizeBytes -Dynamic
-    $result = [pscustomobject]@{ Path = $v.Path; Size = [int64]$v.Size }
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        if (Test-Path -LiteralPath $Path) { throw "The file '$Path' already exists (ResourceExists)" }
+        $v = Hyper-V\New-VHD -Path $Path -SizeBytes $SizeBytes -Dynamic
+        $result = [pscustomobject]@{ Path = $v.Path; Size = [int64]$v.Size }
+    }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer
 } catch {

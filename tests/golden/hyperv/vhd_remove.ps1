@@ -3,9 +3,14 @@ param([string]$Path)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    $there = Test-Path -LiteralPath $Path
-    if ($there) { Remove-Item -LiteralPath $Path -Force }
-    $result = [pscustomobject]@{ Path = $Path; Removed = $there }
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        $there = Test-Path -LiteralPath $Path
+        if ($there) { Remove-Item -LiteralPath $Path -Force }
+        $result = [pscustomobject]@{ Path = $Path; Removed = $there }
+    }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer
 } catch {

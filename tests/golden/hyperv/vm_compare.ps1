@@ -4,15 +4,20 @@ param([string]$Name, [string]$DestinationHost, [bool]$IncludeStorage = $false,
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    $splat = @{ Name = $Name; DestinationHost = $DestinationHost }
-    if ($IncludeStorage) { $splat.IncludeStorage = $true; $splat.DestinationStoragePath = $DestinationStoragePath }
-    $r = Hyper-V\Compare-VM @splat
-    $result = [pscustomobject]@{
-      OperationType = $r.OperationType.ToString(); Destination = $r.Destination
-      Incompatibilities = @($r.Incompatibilities | ForEach-Object { [pscustomobject]@{
-        MessageId = [int64]$_.MessageId; Message = $_.Message
-        SourceType = if ($_.Source) { $_.Source.GetType().Name } else { $null }
-        Source = "$($_.Source)" } })
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        $splat = @{ Name = $Name; DestinationHost = $DestinationHost }
+        if ($IncludeStorage) { $splat.IncludeStorage = $true; $splat.DestinationStoragePath = $DestinationStoragePath }
+        $r = Hyper-V\Compare-VM @splat
+        $result = [pscustomobject]@{
+          OperationType = $r.OperationType.ToString(); Destination = $r.Destination
+          Incompatibilities = @($r.Incompatibilities | ForEach-Object { [pscustomobject]@{
+            MessageId = [int64]$_.MessageId; Message = $_.Message
+            SourceType = if ($_.Source) { $_.Source.GetType().Name } else { $null }
+            Source = "$($_.Source)" } })
+        }
     }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer

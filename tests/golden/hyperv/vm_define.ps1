@@ -4,12 +4,17 @@ param([string]$Name, [int64]$MemoryBytes, [int]$ProcessorCount, [string]$Version
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    $vm = Hyper-V\New-VM -Name $Name -MemoryStartupBytes $MemoryBytes -Generation 2 -Version $Version -Path $Path -NoVHD
-    Hyper-V\Set-VMProcessor -VM $vm -Count $ProcessorCount
-    Hyper-V\Get-VMNetworkAdapter -VM $vm | Hyper-V\Remove-VMNetworkAdapter
-    foreach ($d in $Disks) { Hyper-V\Add-VMHardDiskDrive -VM $vm -ControllerType SCSI -ControllerNumber 0 -Path $d }
-    foreach ($s in $Switches) { Hyper-V\Add-VMNetworkAdapter -VM $vm -SwitchName $s }
-    $result = [pscustomobject]@{ Name = $vm.Name; Id = $vm.Id.ToString() }
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        $vm = Hyper-V\New-VM -Name $Name -MemoryStartupBytes $MemoryBytes -Generation 2 -Version $Version -Path $Path -NoVHD
+        Hyper-V\Set-VMProcessor -VM $vm -Count $ProcessorCount
+        Hyper-V\Get-VMNetworkAdapter -VM $vm | Hyper-V\Remove-VMNetworkAdapter
+        foreach ($d in $Disks) { Hyper-V\Add-VMHardDiskDrive -VM $vm -ControllerType SCSI -ControllerNumber 0 -Path $d }
+        foreach ($s in $Switches) { Hyper-V\Add-VMNetworkAdapter -VM $vm -SwitchName $s }
+        $result = [pscustomobject]@{ Name = $vm.Name; Id = $vm.Id.ToString() }
+    }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer
 } catch {

@@ -3,11 +3,16 @@ param([string]$Name, [hashtable]$Paths)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    foreach ($loc in $Paths.Keys) {
-      Hyper-V\Set-VMHardDiskDrive -VMName $Name -ControllerType SCSI -ControllerNumber 0 `
-        -ControllerLocation ([int]$loc) -Path $Paths[$loc]
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        foreach ($loc in $Paths.Keys) {
+          Hyper-V\Set-VMHardDiskDrive -VMName $Name -ControllerType SCSI -ControllerNumber 0 `
+            -ControllerLocation ([int]$loc) -Path $Paths[$loc]
+        }
+        $result = [pscustomobject]@{ Name = $Name; Count = $Paths.Count }
     }
-    $result = [pscustomobject]@{ Name = $Name; Count = $Paths.Count }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer
 } catch {

@@ -3,8 +3,13 @@ param([string]$Name, [hashtable[]]$Vhds)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    Hyper-V\Move-VMStorage -VM (Hyper-V\Get-VM -Name $Name) -Vhds $Vhds
-    $result = [pscustomobject]@{ Moved = @($Vhds | ForEach-Object { $_.DestinationFilePath }) }
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        Hyper-V\Move-VMStorage -VM (Hyper-V\Get-VM -Name $Name) -Vhds $Vhds
+        $result = [pscustomobject]@{ Moved = @($Vhds | ForEach-Object { $_.DestinationFilePath }) }
+    }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer
 } catch {

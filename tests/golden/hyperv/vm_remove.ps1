@@ -3,9 +3,14 @@ param([string]$Name)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    $vm = @(Hyper-V\Get-VM | Where-Object { $_.Name -eq $Name })
-    foreach ($v in $vm) { Hyper-V\Remove-VM -VM $v -Force }
-    $result = [pscustomobject]@{ Removed = $vm.Count }
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {
+        $vm = @(Hyper-V\Get-VM | Where-Object { $_.Name -eq $Name })
+        foreach ($v in $vm) { Hyper-V\Remove-VM -VM $v -Force }
+        $result = [pscustomobject]@{ Removed = $vm.Count }
+    }
     $answer = [pscustomobject]@{ ok = $true; data = $result }
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer
 } catch {

@@ -34,9 +34,9 @@ TWO_CLUSTERS = {"CL-ALPHA": ("HV01", "HV02"), "CL-BETA": ("HV03", "HV04")}
 class HostError(Exception):
     """What a script throws on the host: the message, and its HRESULT if any."""
 
-    def __init__(self, message: str, fqid: str = ""):
+    def __init__(self, message: str, fqid: str = "", category: str = ""):
         super().__init__(message)
-        self.fqid = fqid
+        self.fqid, self.category = fqid, category
 
 
 @dataclass
@@ -285,7 +285,8 @@ class DoubleTransport:
                 )
                 data = handler(e, h, **params)
             except HostError as exc:
-                return {"ok": False, "error": {"message": str(exc), "fqid": exc.fqid}}
+                error = {"message": str(exc), "fqid": exc.fqid, "category": exc.category}
+                return {"ok": False, "error": error}
         if blocking:  # the cmdlet returns when its job has ended
             while True:
                 time.sleep(e.job_s / 5)

@@ -22,7 +22,11 @@ def _owner(e: HyperVEstate, c: DCluster, name: str) -> DHost:
     for n in e.hosts.values():
         if n.cluster == c.name and name in n.vms and name in c.groups:
             return n
-    raise host_error(f"The cluster group '{name}' was not found.", "ObjectNotFound")
+    raise host_error(
+        f"The cluster group '{name}' was not found.",
+        "ClusterObjectNotFound,Microsoft.FailoverClusters.PowerShell.GetClusterGroupCommand",
+        "ObjectNotFound",
+    )
 
 
 def cluster_group(e: HyperVEstate, h: DHost, Name: str) -> Any:

@@ -24,17 +24,19 @@ NO_CREDENTIALS = (
 )
 
 
-def host_error(message: str, fqid: str = "") -> Exception:
+def host_error(message: str, fqid: str = "", category: str = "") -> Exception:
     from whimbrel.drivers.hyperv.double import HostError
 
-    return HostError(message, fqid)
+    return HostError(message, fqid, category)
 
 
 def vm_of(h: DHost, name: str) -> DVm:
     if name not in h.vms:
         raise host_error(
             f"Hyper-V was unable to find a virtual machine with name '{name}'.",
-            "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM;ObjectNotFound",
+            # What Get-VM really throws: an invalid argument, not ObjectNotFound.
+            "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM",
+            "InvalidArgument",
         )
     return h.vms[name]
 

@@ -101,7 +101,7 @@ def migration_cancel(e: HyperVEstate, h: DHost, VMId: str) -> Any:
     running = [j for j in e.jobs.values() if j.vm_id == VMId and j.state == 4]
     for j in running:
         j.cancelled = True
-    return {"Cancelled": len(running)}
+    return {"Cancelled": len(running), "Refused": []}
 
 
 def vm_move(

@@ -116,7 +116,9 @@ def hresults(message: str) -> list[int]:
     return [int(h, 16) for h in _HRESULT.findall(message)]
 
 
-def classify(message: str, hresult: int | None = None, fqid: str = "") -> WhimbrelError:
+def classify(
+    message: str, hresult: int | None = None, fqid: str = "", category: str = ""
+) -> WhimbrelError:
     """The Whimbrel error for a failure the host reported in ``message``."""
     codes = hresults(message) + ([hresult & 0xFFFFFFFF] if hresult else [])
     for code in codes:
@@ -141,7 +143,12 @@ def classify(message: str, hresult: int | None = None, fqid: str = "") -> Whimbr
             message,
         )
     first = message.splitlines()[0][:200] if message else "no message"
-    if "ObjectNotFound" in fqid or "ObjectNotFound" in message:
+    # Get-VM's "unable to find" is an invalid argument (InvalidParameter,…GetVMCommand),
+    # not ObjectNotFound: the category and the text say it too.
+    missing = any(x in low for x in ("unable to find", "was not found", "could not find"))
+    if "ObjectNotFound" in (fqid + category + message) or (
+        category == "InvalidArgument" and missing
+    ):
         return NotFound("E_HYPERV_NOT_FOUND", first, "check the name", message)
     if "ResourceExists" in fqid or "ResourceExists" in message:
         return Conflict("E_HYPERV_EXISTS", first, "choose another name", message)
@@ -159,5 +166,8 @@ def remote(error: dict[str, Any]) -> WhimbrelError:
     message = "\n".join(str(x) for x in (error.get("message"), error.get("inner")) if x)
     hres = error.get("hresult")
     return classify(
-        message, int(hres) if isinstance(hres, int) else None, str(error.get("fqid") or "")
+        message,
+        int(hres) if isinstance(hres, int) else None,
+        str(error.get("fqid") or ""),
+        str(error.get("category") or ""),
     )

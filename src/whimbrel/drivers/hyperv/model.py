@@ -16,6 +16,9 @@ _STATES = {
     "FastSaving": VmState.RUNNING, "ForceShutdown": VmState.RUNNING,
     "Off": VmState.STOPPED, "Saved": VmState.SAVED, "FastSaved": VmState.SAVED,
     "Paused": VmState.PAUSED, "Pausing": VmState.PAUSED,
+    "ForceReboot": VmState.RUNNING, "ComponentServicing": VmState.RUNNING,
+    # Hibernated: the guest wrote its memory to its own disk and the VM is off.
+    "Hibernated": VmState.STOPPED,
 }  # fmt: skip
 
 
@@ -174,7 +177,8 @@ class HvVm:
 
 
 def state_of(vm: HvVm) -> VmState:
-    return _STATES.get(vm.state, VmState.UNKNOWN)
+    # A *Critical state is the same state with the VM's storage out of reach.
+    return _STATES.get(vm.state.removesuffix("Critical"), VmState.UNKNOWN)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 - inside a failover cluster: ``Move-ClusterVirtualMachineRole -MigrationType
   Live|Quick``, followed through the VM's cluster group until the target node
   owns it, Online and not queued (os-win's criteria);
-- otherwise seed 003's WMI path, ``MigrateVirtualSystemToHost`` with
+- otherwise the WMI path, ``MigrateVirtualSystemToHost`` with
   MigrationType 32768 (or 32771 with storage), followed through the job's
   JobState and PercentComplete;
 - offline and quick moves outside a cluster: ``Save-VM`` and ``Move-VM``;
@@ -15,6 +15,7 @@ progress reads while the move blocks.
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import re
 import threading
@@ -45,6 +46,8 @@ _BLACKOUT = re.compile(r"blackout time of ([\d.,]+) seconds")
 # What the source measured, for the destination's migration_result (same manager process).
 _RESULTS: dict[str, tuple[int, int, int]] = {}
 _RESULTS_LOCK = threading.Lock()
+
+log = logging.getLogger(__name__)
 
 
 def migrate(drv: HyperVHost, name: str, req: MigrationRequest) -> None:
@@ -188,7 +191,11 @@ def abort(drv: HyperVHost, name: str) -> None:
     if vm.clustered:
         drv.call("cluster_move_cancel", Name=name)
     else:
-        drv.call("migration_cancel", VMId=vm.id)
+        answer = drv.call("migration_cancel", VMId=vm.id) or {}
+        if answer.get("Refused"):  # the job's own end then says what happened
+            log.warning(
+                "host refused to stop the migration jobs of %s: %s", name, answer["Refused"]
+            )
 
 
 def move_storage(

@@ -27,7 +27,12 @@ ENVELOPE = """\
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {{
+    # Dot-sourced, so $result stays in this scope; whatever a cmdlet writes to the
+    # output on its way (a compatibility report, a cluster group) is dropped: the one
+    # output is the JSON below.
+    $null = . {{
 {body}
+    }}
     $answer = [pscustomobject]@{{ ok = $true; data = $result }}
     ConvertTo-Json -Compress -Depth 6 -InputObject $answer
 }} catch {{
@@ -80,7 +85,7 @@ def script(name: str) -> Script:
         "\n".join(comments)
         + "\n"
         + ENVELOPE.format(
-            param=param, body="\n".join("    " + ln if ln else ln for ln in body.splitlines())
+            param=param, body="\n".join("        " + ln if ln else ln for ln in body.splitlines())
         )
     )
     return Script(name, text, params)

@@ -76,7 +76,7 @@ def check_peer_trust(host: MigrationOps, dest_uri: str, peer_pki: str) -> None:
 
 
 def peer_error(src: str, dest_uri: str, exc: libvirt.libvirtError) -> Exception:
-    """Put a failed host-to-host login into words (the seed explains 0x8009030E this way)."""
+    """Put a failed host-to-host login into words (as Microsoft explains 0x8009030E)."""
     text = str(exc)
     if "Unable to read TLS confirmation" in text or "TLS handshake" in text:
         return HostUntrusted(

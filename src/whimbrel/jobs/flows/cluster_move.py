@@ -1,4 +1,4 @@
-"""A move to another cluster (seed 000/002: SCVMM's cross-cluster migration) as one job.
+"""A move to another cluster (SCVMM's cross-cluster live migration) as one job.
 
 preflight on both clusters → remove the VM's HA role from the source cluster →
 the live migration's own steps (with its storage when the clusters share none)

@@ -1,11 +1,12 @@
-"""Failover (seed 004, unplanned downtime): fence a lost host, restart its HA VMs elsewhere.
+"""Failover (unplanned downtime in VMM's highly available VMs): fence a lost host, restart its
+HA VMs elsewhere.
 
 The HA monitor submits ``host.failover`` when a host has been lost for its
 grace period.  The job first fences the host (or takes the administrator's
 word that it is off), because only a host proven off cannot still be writing
 to the disks; then it restarts each HA VM, highest priority first, on the
 best-rated other node of its cluster, as one ``vm.recover`` child job each.
-Memory state is lost, as the seed says: the VMs boot from their shared disks.
+Memory state is lost, as in a cluster failover: the VMs boot from their shared disks.
 The disk leases are the second guard: a start whose disk is still held fails
 with E_DISK_LOCKED, the job reports it, and the monitor tries again later.
 """

@@ -152,8 +152,8 @@ class VmHa(Flow):
 
 
 def check_can_be_ha(s: Session, vm: Vm, allow_overcommit: bool) -> None:
-    """Seed 004: an HA VM lives on clustered hosts, entirely on shared storage, and
-    its cluster must keep its reserve unless the administrator overrides it."""
+    """VMM's highly available VMs: an HA VM lives on clustered hosts, entirely on shared
+    storage, and its cluster must keep its reserve unless the administrator overrides it."""
     cluster = vm.host.cluster if vm.host is not None else None
     view = ClusterView.of(cluster, disk_users(s)) if cluster else None
     errs = blocking(ha_findings(vm, view, assume_ha=True))
@@ -175,7 +175,7 @@ def check_can_be_ha(s: Session, vm: Vm, allow_overcommit: bool) -> None:
 
 
 def check_new_ha(s: Session, op: OpVmCreate, host: Host) -> None:
-    """Seed 004: an HA VM goes only to a clustered host, wholly on the cluster's
+    """VMM's highly available VMs: an HA VM goes only to a clustered host, wholly on the cluster's
     shared storage, and not onto a cluster it would over-commit (unless overridden)."""
     shared = {p.name for p in host.pools if is_shared_path(host, p.path)}
     unshared = sorted({d.pool for d in op.disks} - shared)

@@ -1,4 +1,5 @@
-"""``host.migration-set``: a host's migration settings (seed 001's three cmdlets).
+"""``host.migration-set``: a host's migration settings (the three cmdlets of Hyper-V's live
+migration without clustering).
 
 Enable-VMMigration/Disable-VMMigration → ``enabled``; Set-VMMigrationNetwork
 and "use any network" → ``networks``; Set-VMHost → ``auth``, ``performance``,

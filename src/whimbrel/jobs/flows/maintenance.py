@@ -1,9 +1,10 @@
-"""Maintenance mode (seed 004): drain a host through child jobs, then keep it out of placement.
+"""Maintenance mode (VMM's highly available VMs): drain a host through child jobs, then keep it
+out of placement.
 
 Start: the host leaves placement at once (no VM may arrive while it drains),
 its HA VMs are live-migrated to the hosts the plan named, then the others
 are saved.  If any VM fails to move, the job fails: the host is not in
-maintenance, and VMs already moved stay where they are, as the seed says.
+maintenance, and VMs already moved stay where they are, as VMM does.
 Migrations run before saves so that a failed drain leaves the non-HA VMs
 running.  Stop re-admits the host; it moves VMs back or restores saved ones
 only when asked, from what the last completed start recorded.
@@ -137,7 +138,7 @@ class MaintenanceStart(Flow):
             _set_maintenance(ctx, op.name, False)
 
         def migrate(ctx: JobContext) -> StepResult:
-            """Undo: none; VMs that moved stay where they are (seed 004)."""
+            """Undo: none; VMs that moved stay where they are, as in VMM."""
             kids = [Child(e.vm, str(e.action), OpVmMigrate(e.vm, e.to), e.to) for e in moves]
             run_children(ctx, kids, "migrate")
             # Kept in the job even if it fails: stop --move-back brings these home.

@@ -1,4 +1,4 @@
-# Add-ClusterVirtualMachineRole (seed 002 step 2): the VM becomes highly available;
+# Add-ClusterVirtualMachineRole (Hyper-V's workgroup clusters): the VM becomes highly available;
 # a VM that already is a role keeps it. Priority 3000 high, 2000 medium, 1000 low, 0 no auto start.
 param([string]$VMName, [ValidateSet(0, 1000, 2000, 3000)][int]$Priority = 2000)
 $g = @(FailoverClusters\Get-ClusterGroup | Where-Object {

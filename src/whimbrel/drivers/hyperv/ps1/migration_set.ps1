@@ -1,4 +1,4 @@
-# Seed 001's three settings: Enable-/Disable-VMMigration, the migration networks
+# The three settings of live migration without clustering: Enable-/Disable-VMMigration, the migration networks
 # (Add-/Set-/Remove-VMMigrationNetwork, UseAnyNetworkForMigration) and Set-VMHost.
 param([bool]$Enabled, [ValidateSet('CredSSP', 'Kerberos')][string]$Authentication,
       [ValidateSet('TCPIP', 'Compression', 'SMB')][string]$Performance,

@@ -1,4 +1,4 @@
-# Seed 003's WMI path: Msvm_VirtualSystemMigrationService.MigrateVirtualSystemToHost.
+# The WMI path of a move started remotely: Msvm_VirtualSystemMigrationService.MigrateVirtualSystemToHost.
 # MigrationType 32768 VirtualSystem, 32769 Storage, 32770 Staged, 32771 VirtualSystemAndStorage;
 # TransportType 5 TCP or 32768 SMB. Returns the job to poll (job_state.ps1).
 param([string]$Name, [string]$DestinationHost,

@@ -3,5 +3,7 @@ param([string]$Name, [string]$DestinationHost, [bool]$IncludeStorage = $false,
       [string]$DestinationStoragePath = '')
 $splat = @{ Name = $Name; DestinationHost = $DestinationHost }
 if ($IncludeStorage) { $splat.IncludeStorage = $true; $splat.DestinationStoragePath = $DestinationStoragePath }
-Hyper-V\Move-VM @splat
+# The cmdlet may write a VMCompatibilityReport to the output before it throws: kept out of
+# the answer, whose only output is the envelope's JSON.
+$null = Hyper-V\Move-VM @splat
 $result = [pscustomobject]@{ Moved = $Name; DestinationHost = $DestinationHost }
