@@ -242,13 +242,15 @@ def bench_jobs(m: Manager, sim: SimFleet, api: TestClient, n: int) -> None:
             s.execute(insert(Disk).values(vm_id=vm_id, target="vda", path=f"/srv/raw{i}.qcow2"))
     raw = time.perf_counter() - t0
     line(f"create {n} VMs (jobs/s; script rows/s)", n / took, n / raw, "/s")
-    moves = [
-        (
-            f"/vms/new{i:05d}/migrate",
-            {"to": hosts[(i % len(hosts)) // PER_CLUSTER * PER_CLUSTER + (i + 1) % PER_CLUSTER]},
-        )
-        for i in range(n)
-    ]
+
+    def peer(i: int) -> str:
+        """Another host of the cluster of host i (the last cluster may be smaller)."""
+        h = i % len(hosts)
+        base = h // PER_CLUSTER * PER_CLUSTER
+        size = min(PER_CLUSTER, len(hosts) - base)
+        return hosts[base + (h - base + 1) % size]
+
+    moves = [(f"/vms/new{i:05d}/migrate", {"to": peer(i)}) for i in range(n)]
     took = run(moves)
     t0 = time.perf_counter()
     for i in range(n):

@@ -22,6 +22,7 @@ from whimbrel.drivers.hyperv.transport import parse_uri
 from whimbrel.drivers.hyperv.wire import win_path
 from whimbrel.errors import WhimbrelError
 from whimbrel.preflight.finding import Finding, HostDrivers, Severity
+from whimbrel.preflight.vm import target_pool
 from whimbrel.store.models import Host, Vm
 
 E, W = Severity.ERROR, Severity.WARNING
@@ -68,7 +69,9 @@ def check_move(
         out += network(s, d)
     out += auth(s, d, s_drv, d_drv)
     if not any(f.severity == E for f in out):
-        out += compare(s_drv, hv, d, kind, storage_path)
+        # --storage-path may name a pool: Compare-VM wants the directory it stands for.
+        pool = target_pool(dst, storage_path) if storage_path else None
+        out += compare(s_drv, hv, d, kind, pool.path if pool else storage_path)
     return out
 
 

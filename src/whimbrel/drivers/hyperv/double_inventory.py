@@ -6,6 +6,7 @@ Parameters keep the names the scripts give them (PowerShell's), so they bind the
 from __future__ import annotations
 
 import ipaddress
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -258,6 +259,12 @@ def vm_compare(
     DestinationStoragePath: str = "",
 ) -> Any:
     vm, dst = vm_of(h, Name), e.host_of(DestinationHost)
+    if IncludeStorage and not re.match(r"^([A-Za-z]:\\|\\\\)", DestinationStoragePath):
+        raise host_error(  # a pool's name is not a path to Compare-VM
+            f"The path '{DestinationStoragePath}' is not a valid absolute path.",
+            "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.CompareVM",
+            "InvalidArgument",
+        )
     why = refusal(e, h, dst, vm, False)
     if why and ("0x8009" in why or "0x80072" in why):
         raise host_error(why)  # not an incompatibility: Compare-VM itself fails
