@@ -2,7 +2,7 @@
 hand-written minimum, on the transport double with a round-trip time and a move time.
 
 A real Hyper-V host is not available here, so the hosts are the transport double
-(drivers/hyperv/double.py); what is measured is Whimbrel's own share: the scripts
+(tests/hyperv_double/); what is measured is Whimbrel's own share: the scripts
 it runs around the move (preflight on both hosts, Compare-VM, job polls, cluster
 roles, the record) and the time they cost at a given WinRM round-trip time.  The
 baseline, run in the same process on a fresh estate with the same settings, is
@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the double is in tests/
+
+from tests.hyperv_double.estate import HyperVEstate
+
 from whimbrel.config import Settings
-from whimbrel.drivers.hyperv.double import HyperVEstate
 from whimbrel.drivers.hyperv.driver import HyperVHost
 from whimbrel.drivers.hyperv.model import HvJob
 from whimbrel.manager import Manager

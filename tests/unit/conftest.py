@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import Api
+from tests.hyperv_double.estate import HyperVEstate
 from tests.unit.hyperv_estate import build, register
 from whimbrel.config import Settings
-from whimbrel.drivers.hyperv.double import HyperVEstate
 from whimbrel.manager import Manager
 
 

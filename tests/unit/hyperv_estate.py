@@ -9,7 +9,7 @@ conftest.py.
 from __future__ import annotations
 
 from tests.conftest import Api
-from whimbrel.drivers.hyperv.double import HyperVEstate
+from tests.hyperv_double.estate import HyperVEstate
 
 NODES = {"alpha": ("HV01", "HV02"), "beta": ("HV03", "HV04")}
 CSV = {"alpha": "C:\\ClusterStorage\\Volume1", "beta": "C:\\ClusterStorage\\Volume2"}

@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 
 from tests.conftest import Api
+from tests.hyperv_double.estate import HyperVEstate
 from tests.unit.hyperv_estate import new_vm
 from tests.unit.test_api_migration import codes
-from whimbrel.drivers.hyperv.double import HyperVEstate
 
 
 def _view(api: Api, vm: str) -> dict[str, object]:

@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 
 from tests.conftest import Api
+from tests.hyperv_double.estate import HyperVEstate
 from tests.unit.hyperv_estate import new_vm
 from tests.unit.test_api_migration import codes
 from tests.unit.test_hyperv_flows import _at_home
 from whimbrel.ad.directory import TRUSTED_TO_AUTH_FOR_DELEGATION
-from whimbrel.drivers.hyperv.double import HyperVEstate
 
 
 def _drop_delegation(e: HyperVEstate, src: str, dst: str) -> None:

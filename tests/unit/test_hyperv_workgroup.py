@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import Api
+from tests.hyperv_double.estate import HyperVEstate
 from tests.unit.hyperv_estate import new_vm
 from tests.unit.test_api_migration import codes
 from whimbrel.config import Settings
-from whimbrel.drivers.hyperv.double import HyperVEstate
 from whimbrel.manager import Manager
 
 

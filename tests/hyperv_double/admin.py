@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from whimbrel.drivers.hyperv.double_inventory import host_error, refusal, vm_of
-from whimbrel.drivers.hyperv.double_moves import new_job, relocate
+from tests.hyperv_double.inventory import host_error, refusal, vm_of
+from tests.hyperv_double.moves import new_job, relocate
 
 if TYPE_CHECKING:
-    from whimbrel.drivers.hyperv.double import DCluster, DHost, HyperVEstate
+    from tests.hyperv_double.estate import DCluster, DHost, HyperVEstate
 
 
 def _cluster(e: HyperVEstate, h: DHost) -> DCluster:
@@ -201,7 +201,7 @@ def vm_define(
     Disks: list[str] | None = None,
     Switches: list[str] | None = None,
 ) -> Any:
-    from whimbrel.drivers.hyperv.double import DVm
+    from tests.hyperv_double.estate import DVm
 
     if Version not in h.versions:
         raise host_error(f"'{h.name}' does not support configuration version {Version}.")

@@ -19,9 +19,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.hyperv_double import admin as double_admin
+from tests.hyperv_double import inventory as double_inventory
+from tests.hyperv_double import moves as double_moves
+from tests.hyperv_double.ps51 import ps51
 from whimbrel.ad.directory import MemoryDirectory
-from whimbrel.drivers.hyperv import double_admin, double_inventory, double_moves
-from whimbrel.drivers.hyperv.double_ps51 import ps51
 from whimbrel.drivers.hyperv.driver import HyperVHost
 from whimbrel.drivers.hyperv.scripts import Script, script
 from whimbrel.drivers.hyperv.transport import parse_uri

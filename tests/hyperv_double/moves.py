@@ -7,16 +7,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from whimbrel.drivers.hyperv.double_inventory import host_error, refusal, vm_of
+from tests.hyperv_double.inventory import host_error, refusal, vm_of
 
 if TYPE_CHECKING:
-    from whimbrel.drivers.hyperv.double import DHost, DJob, DVm, HyperVEstate
+    from tests.hyperv_double.estate import DHost, DJob, DVm, HyperVEstate
 
 
 def new_job(
     e: HyperVEstate, h: DHost, vm: DVm, job_type: int, mtype: int, effect: Any, error: str
 ) -> DJob:
-    from whimbrel.drivers.hyperv.double import DJob
+    from tests.hyperv_double.estate import DJob
 
     path = f'\\\\{h.name}\\root\\virtualization\\v2:Msvm_MigrationJob.InstanceID="{uuid.uuid4()}"'
     j = DJob(path, vm.id, h.name, job_type, mtype, time.monotonic(), e.job_s, effect, error)

@@ -14,7 +14,7 @@ from whimbrel.ad.delegation import missing
 from whimbrel.errors import WhimbrelError
 
 if TYPE_CHECKING:
-    from whimbrel.drivers.hyperv.double import DHost, DVm, HyperVEstate
+    from tests.hyperv_double.estate import DHost, DVm, HyperVEstate
 
 NO_CREDENTIALS = (
     "Virtual machine migration operation for '{vm}' failed at migration source '{src}'. "
@@ -26,7 +26,7 @@ NO_CREDENTIALS = (
 
 
 def host_error(message: str, fqid: str = "", category: str = "") -> Exception:
-    from whimbrel.drivers.hyperv.double import HostError
+    from tests.hyperv_double.estate import HostError
 
     return HostError(message, fqid, category)
 
