@@ -28,7 +28,7 @@ from whimbrel.monitor import InventoryMonitor
 from whimbrel.ops import Op, OpHostFailover
 from whimbrel.replica.member import Membership
 from whimbrel.replica.single import SqliteGuard, sqlite_path
-from whimbrel.store.db import open_store
+from whimbrel.store.db import open_store, side_sessions
 from whimbrel.store.models import Host
 from whimbrel.store.repo import migration_settings
 
@@ -66,7 +66,13 @@ class Manager:
         lease = settings.replica_lease_s
         single = not settings.db_url.startswith("postgresql")
         self.membership = Membership(
-            self.sessions, name, url, lease, self._jobs, self._takeover, exclusive=single
+            side_sessions(settings.db_url),
+            name,
+            url,
+            lease,
+            self._jobs,
+            self._takeover,
+            exclusive=single,
         )
         self.runner = JobRunner(
             self.sessions,

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from whimbrel.errors import InvalidInput
-from whimbrel.store.writers import WriterGate
+from whimbrel.store.writers import shared_gate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_S = 10.0  # how long a SQLite writer waits for another
@@ -26,17 +26,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, connections: int = 0) -> Engine:
+    """The store's engine; ``connections``: a small pool of that size, for a loop that
+    must not queue behind the job workers (0: the pool of the API and the workers)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         pool: dict[str, int] = {}
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             # A connection for each job worker, the API's threads and the manager's loops.
-            pool = {"pool_size": 24, "max_overflow": 24}
+            pool = {"pool_size": connections or 24, "max_overflow": 0 if connections else 24}
         engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
-        WriterGate(BUSY_S).install(engine)
+        shared_gate(str(Path(path).resolve()) if pool else url, BUSY_S).install(engine)
         return engine
     if url.startswith("postgresql"):
         # A link to the store that goes silent must fail a call in seconds, not hang
@@ -49,9 +51,10 @@ def make_engine(url: str) -> Engine:
             "keepalives_count": 3,
             "tcp_user_timeout": 10000,
         }
-        # 10 + 20 a replica: three replicas stay within PostgreSQL's default 100.
+        # 10 + 20 a replica (and 2 for its lease): three stay within PostgreSQL's 100.
+        size, overflow = (connections, 0) if connections else (10, 20)
         return create_engine(
-            url, pool_pre_ping=True, connect_args=tcp, pool_size=10, max_overflow=20
+            url, pool_pre_ping=True, connect_args=tcp, pool_size=size, max_overflow=overflow
         )
     raise InvalidInput(
         "E_INVALID_DB_URL",
@@ -72,6 +75,13 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def side_sessions(url: str, connections: int = 2) -> sessionmaker[Session]:
+    """Sessions on a pool of their own: the replica's lease renewal must never wait for
+    a connection behind a burst of jobs (its lease would lapse, and the fleet lose its
+    leader for a term)."""
+    return sessionmaker(make_engine(url, connections), expire_on_commit=False)
 
 
 def open_store(url: str) -> sessionmaker[Session]:

@@ -26,8 +26,18 @@ KEY = "whimbrel_writer"
 _GATES: weakref.WeakKeyDictionary[Engine, WriterGate] = weakref.WeakKeyDictionary()
 
 
+_SHARED: dict[str, WriterGate] = {}
+_SHARED_LOCK = threading.Lock()
+
+
 def gate_of(engine: Engine) -> WriterGate | None:
     return _GATES.get(engine)
+
+
+def shared_gate(database: str, wait_s: float) -> WriterGate:
+    """The one gate of a database file in this process, whichever engine writes to it."""
+    with _SHARED_LOCK:
+        return _SHARED.setdefault(database, WriterGate(wait_s))
 
 
 class WriterGate:
