@@ -7,7 +7,16 @@ dirtied at a moderate rate, and 64 MiB dirtied flat out on a migration link
 shaped to a fixed rate (tc tbf), which the defaults cannot converge on.
 A run that has not finished after --give-up seconds is aborted: converged no.
 
-    sudo .venv/bin/python bench/migration.py [--runs 3] [--link-mbit 400]
+The lab's cluster allows post-copy ('cluster set --postcopy when-needed') unless
+--postcopy never is given.  Every run is judged by the guest too (lab notes §2.3:
+QEMU's TCG can corrupt a heavily dirtying guest in migration): a heartbeat from
+the same writer with no stale page (bad=0), and no kernel error on its console.
+The physical limit of the shaped link is the guest's memory at the link's rate.
+Downtime is libvirt's figure; beside it, the pause the hosts report (the source's
+'suspended' event to the destination's 'resumed', both read by this process),
+which holds for post-copy too, where libvirt keeps no completed figures.
+
+    .venv/bin/python bench/migration.py [--runs 10] [--link-mbit 400] [--postcopy never]
 """
 
 from __future__ import annotations
@@ -25,12 +34,15 @@ from typing import Any
 import libvirt
 
 from whimbrel.config import Settings
+from whimbrel.domain.migration import MIB
+from whimbrel.drivers.libvirt.driver import _ensure_event_loop
 from whimbrel.lab.lab import Lab
 from whimbrel.lab.topology import GUEST_DIR, LabSpec, shared_dir
 from whimbrel.manager import Manager
 from whimbrel.ops import (
     DiskRequest,
     OpClusterCreate,
+    OpClusterSet,
     OpHostAdd,
     OpHostMigrationSet,
     OpVmCreate,
@@ -43,6 +55,31 @@ WORKLOADS = {  # name: (MiB dirtied, MiB/s (0 = flat out), shaped link)
     "64MiB@16MiB/s": (64, 16, False),
     "64MiB@max, shaped link": (64, 0, True),
 }
+MEMORY_MIB = 256
+OOPS = ("BUG:", "general protection fault", "Kernel panic", "Oops", "soft lockup")
+
+
+class Pauses:
+    """Lifecycle events of both hosts, timed by this process's clock."""
+
+    def __init__(self, uris: list[str]):
+        _ensure_event_loop()
+        self.events: list[tuple[float, str, int]] = []
+        self.conns = [libvirt.open(u) for u in uris]
+        for c in self.conns:
+            c.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._seen, None)
+
+    def _seen(self, _c: object, dom: libvirt.virDomain, event: int, _d: int, _o: object) -> None:
+        self.events.append((time.perf_counter(), dom.name(), event))
+
+    def pause_ms(self, name: str, since: float) -> float:
+        """From the guest's stop on the source to its run on the destination."""
+        mine = [(t, e) for t, n, e in list(self.events) if n == name and t >= since]
+        stop = next((t for t, e in mine if e == libvirt.VIR_DOMAIN_EVENT_SUSPENDED), None)
+        if stop is None:
+            return float("nan")
+        go = next((t for t, e in mine if e == libvirt.VIR_DOMAIN_EVENT_RESUMED and t > stop), None)
+        return float("nan") if go is None else (go - stop) * 1000
 
 
 @dataclass
@@ -52,6 +89,9 @@ class Run:
     mib: float
     converged: bool
     steps: dict[str, float] = field(default_factory=dict)  # Whimbrel's: step -> seconds
+    healthy: bool = True  # the guest's own word after the move (checked when converged)
+    postcopy: bool = False
+    pause_ms: float = float("nan")  # suspended on the source to resumed on the destination
 
 
 def _completed(conn: libvirt.virConnect, name: str) -> dict[str, Any]:
@@ -96,13 +136,28 @@ def whimbrel_move(mgr: Manager, name: str, dst: str, give_up: float) -> Run:
     total = time.perf_counter() - t0
     res = (job.progress or {}).get("result")
     if job.state != "Completed" or not res:
+        print(f"    whimbrel run failed: {job.message}")
         return Run(total, 0, 0.0, False)
     steps = {
         st.name: (st.finished_at - st.started_at).total_seconds()
         for st in job.steps
         if st.started_at and st.finished_at
     }
-    return Run(total, int(res["downtime_ms"]), float(res["memory_mib"]), True, steps)
+    post = any("post-copy" in s for s in res.get("strategy", []))
+    return Run(total, int(res["downtime_ms"]), float(res["memory_mib"]), True, steps, True, post)
+
+
+def healthy(lab: Lab, mgr: Manager, host: str, name: str, before: int) -> bool:
+    """The guest kept counting after the move, found no stale page, printed no oops."""
+    drv = mgr.conns.for_host(host)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        hb = drv.heartbeat(name)
+        if hb is not None and hb.counter > before:
+            console = lab.console_log(host, name).read_text(errors="replace")
+            return hb.bad == 0 and not any(o in console for o in OOPS)
+        time.sleep(0.5)
+    return False
 
 
 def shape(lab: Lab, mbit: int | None) -> None:
@@ -137,6 +192,14 @@ def shape(lab: Lab, mbit: int | None) -> None:
             )
 
 
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile, nearest rank (10 runs: p95 is the worst but none)."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * len(s) + 0.5) - 1))]
+
+
 def summary(runs: list[Run]) -> tuple[float, float, float, int]:
     ok = [r for r in runs if r.converged]
     med = statistics.median
@@ -150,9 +213,25 @@ def summary(runs: list[Run]) -> tuple[float, float, float, int]:
     )
 
 
+def line(wname: str, method: str, rs: list[Run]) -> str:
+    ok = [r for r in rs if r.converged]
+    total = [r.total_s for r in ok]
+    down = [float(r.downtime_ms) for r in ok]
+    pause = [r.pause_ms for r in ok if r.pause_ms == r.pause_ms]
+    return (
+        f"{wname:<24} {method:<9} {pct(total, 0.5):>6.2f} {pct(total, 0.95):>6.2f} "
+        f"{pct(down, 0.5):>7.0f} {pct(down, 0.95):>7.0f} "
+        f"{pct(pause, 0.5):>7.0f} {pct(pause, 0.95):>7.0f} "
+        f"{statistics.median(r.mib for r in ok) if ok else float('nan'):>6.0f} "
+        f"{len(ok):>4}/{len(rs):<3} {sum(r.healthy for r in ok):>4}/{len(ok):<3} "
+        f"{sum(r.postcopy for r in ok):>4}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--postcopy", choices=["when-needed", "never"], default="when-needed")
     ap.add_argument("--link-mbit", type=int, default=400)
     ap.add_argument("--give-up", type=float, default=40.0)
     ap.add_argument("--workload", choices=list(WORKLOADS), action="append", help="(repeat)")
@@ -174,6 +253,7 @@ def main() -> None:
 def run(lab: Lab, mgr: Manager, settings: Settings, args: argparse.Namespace) -> None:
     r = mgr.runner
     r.wait(r.submit(OpClusterCreate("alpha", (shared_dir("alpha"),))))
+    r.wait(r.submit(OpClusterSet("alpha", postcopy=args.postcopy)))
     for h in ("h1", "h2"):
         lh = lab.spec.host(h)
         r.wait(r.submit(OpHostAdd(h, lh.uri, "alpha")))
@@ -185,10 +265,13 @@ def run(lab: Lab, mgr: Manager, settings: Settings, args: argparse.Namespace) ->
         )  # type: ignore[arg-type]
         r.wait(r.submit(op))
     pki = settings.client_pki_dir
+    print(f"cluster alpha: post-copy {args.postcopy}; {args.runs} runs per method")
     print(
-        f"{'workload':<24} {'method':<9} {'total s':>8} {'downtime ms':>12} {'MiB':>7} "
-        f"{'converged':>10}"
+        f"{'workload':<24} {'method':<9} {'total s':>13} {'downtime ms':>15} "
+        f"{'pause ms':>15} {'MiB':>6} {'converged':>9} {'healthy':>8} {'post':>4}"
     )
+    print(f"{'':<24} {'':<9} {'p50':>6} {'p95':>6} {'p50':>7} {'p95':>7} {'p50':>7} {'p95':>7}")
+    pauses = Pauses([f"{lab.spec.host(h).uri}?pkipath={pki}" for h in ("h1", "h2")])
     for wname, (mib, rate, shaped) in WORKLOADS.items():
         if args.workload and wname not in args.workload:
             continue
@@ -201,7 +284,7 @@ def run(lab: Lab, mgr: Manager, settings: Settings, args: argparse.Namespace) ->
                     OpVmCreate(
                         vm,
                         "h1",
-                        256,
+                        MEMORY_MIB,
                         1,
                         (DiskRequest(16, "csv-alpha"),),
                         ("vm-net",),
@@ -219,17 +302,27 @@ def run(lab: Lab, mgr: Manager, settings: Settings, args: argparse.Namespace) ->
             for method in ("virsh", "whimbrel"):
                 src = where[method]
                 dst = "h2" if src == "h1" else "h1"
+                hb = mgr.conns.for_host(src).heartbeat(vms[method])
+                since = time.perf_counter()
                 if method == "virsh":
                     res = virsh_move(lab, pki, vms[method], src, dst, args.give_up)
                 else:
                     res = whimbrel_move(mgr, vms[method], dst, args.give_up)
                 if res.converged:
                     where[method] = dst
+                    res.healthy = healthy(lab, mgr, dst, vms[method], hb.counter if hb else 0)
+                    res.pause_ms = pauses.pause_ms(vms[method], since)
                 results[method].append(res)
                 time.sleep(2)
         for method, rs in results.items():
-            t, d, m, n = summary(rs)
-            print(f"{wname:<24} {method:<9} {t:>8.2f} {d:>12.0f} {m:>7.0f} {n:>6}/{len(rs):<3}")
+            print(line(wname, method, rs))
+        if shaped:
+            limit = MEMORY_MIB * MIB / (args.link_mbit * 1e6 / 8)
+            tw = pct([r.total_s for r in results["whimbrel"] if r.converged], 0.5)
+            print(
+                f"{'':<24} physical limit: {MEMORY_MIB} MiB at {args.link_mbit} Mbit/s = "
+                f"{limit:.2f} s; whimbrel p50 {tw / limit:.2f}x the limit"
+            )
         ok = [r.steps for r in results["whimbrel"] if r.converged]
         if ok:
             print(

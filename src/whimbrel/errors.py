@@ -138,6 +138,13 @@ class Cancelled(WhimbrelError):
     category = Category.CONFLICT
 
 
+class Stranded(WhimbrelError):
+    """Raised by a step whose half-done work no undo can take back (a VM that runs from
+    two hosts' memory): the job ends without undoing anything and its fix is the way on."""
+
+    category = Category.ENVIRONMENT
+
+
 class LabError(WhimbrelError):
     category = Category.ENVIRONMENT
 

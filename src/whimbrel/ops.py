@@ -81,6 +81,7 @@ class OpClusterSet(Op):
     detection_s: int | None = None
     isolation_response: str | None = None
     heartbeat_dir: str | None = None
+    postcopy: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from whimbrel.config import Settings
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.job import JobState
 from whimbrel.drivers.fake import FakeFleet
-from whimbrel.errors import HostUnreachable, HypervisorError, WrongState
+from whimbrel.errors import HostUnreachable, HypervisorError, Stranded, WrongState
 from whimbrel.jobs import janitor
 from whimbrel.jobs.flow import Flow, FlowRegistry
 from whimbrel.jobs.runner import JobRunner
@@ -33,6 +33,7 @@ class Script:
         self.log: list[str] = []
         self.fail_do: set[int] = set()
         self.fail_undo: set[int] = set()
+        self.strand: set[int] = set()  # steps that leave work no undo can take back
         self.gate: dict[str, threading.Event] = {}  # "name:index"
         self.entered: dict[str, threading.Event] = {}
         self.host_down: set[int] = set()  # undos that find their host silent
@@ -62,6 +63,8 @@ class ScriptFlow(Flow):
                 ctx.progress(f"p{i}", 90 - i * 40)  # reports going backwards on purpose
                 if i in sc.fail_do:
                     raise HypervisorError("E_TEST", f"step {i} broke", "nothing")
+                if i in sc.strand:
+                    raise Stranded("E_STRANDED", f"step {i} is half done", "finish it by hand")
                 return {"i": i}
 
             def undo(ctx: JobContext, r: StepResult) -> None:
@@ -144,6 +147,20 @@ def test_failing_undo_leaves_a_manual_fix_and_goes_on(running: tuple[JobRunner, 
     assert "step 2 's1'" in job.manual_fix and "undo 1 broke" in job.manual_fix
     assert sc.log[-2:] == ["a:undo1", "a:undo0"]  # step 0 is still undone
     assert _steps(runner, job.id) == ["undone", "undo_failed", "failed"]
+
+
+def test_a_stranded_step_ends_the_job_without_undoing_anything(
+    running: tuple[JobRunner, Script],
+) -> None:
+    runner, sc = running
+    sc.strand = {2}
+    job = runner.wait(runner.submit(OpHostRefresh("a")))
+    assert job.state == JobState.EXCEPTION and job.rollback == "none"
+    assert sc.log == ["a:do0", "a:do1", "a:do2"]  # no undo at all
+    assert _steps(runner, job.id) == ["done", "done", "failed"]
+    assert job.error is not None and job.error["code"] == "E_STRANDED"
+    assert job.manual_fix == "Nothing was undone: step 2 is half done. finish it by hand"
+    assert "nothing undone" in job.message
 
 
 def test_cancel_stops_between_steps_and_undoes(running: tuple[JobRunner, Script]) -> None:

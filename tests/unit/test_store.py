@@ -20,7 +20,7 @@ def test_migrations_build_exactly_the_models(settings: Settings) -> None:
     engine = open_store(settings.db_url).kw["bind"]
     with engine.connect() as c:
         diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0008"
     assert diff == []
 
 

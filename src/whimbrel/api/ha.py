@@ -25,6 +25,7 @@ class ClusterSetIn(BaseModel):
     detection_s: int | None = None
     isolation_response: str | None = None
     heartbeat_dir: str | None = None
+    postcopy: str | None = None
 
 
 class HaIn(BaseModel):

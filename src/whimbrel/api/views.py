@@ -86,6 +86,7 @@ def cluster_view(c: Cluster) -> dict[str, Any]:
         "detection_s": c.detection_s,
         "isolation_response": c.isolation_response,
         "heartbeat_dir": c.heartbeat_dir,
+        "postcopy": c.postcopy,
         "hosts": sorted(h.name for h in c.hosts),
         "shared_storage": [s.path for s in c.shared_storage],
         "vms": sorted(v.name for h in c.hosts for v in h.vms),

@@ -169,6 +169,8 @@ def job_error(job: dict[str, Any]) -> WhimbrelError:
     rolled = {
         "clean": "everything it had done was undone",
         "failed": "undoing it failed: " + job.get("manual_fix", ""),
+        # A stranded step: undoing would have taken its ground away; the error says the fix.
+        "none": "nothing was undone" if job.get("manual_fix") else "",
     }.get(job["rollback"], "")
     if rolled:
         err["cause"] = f"{err.get('cause', '')} (job {job['id']}: {rolled})"

@@ -45,21 +45,30 @@ def cluster_set(
         help="Where this machine mounts the cluster's heartbeat directory "
         "('' for SHARED_PATH/heartbeat).",
     ),
+    postcopy: str | None = typer.Option(
+        None,
+        help="never (default) or when-needed: a live migration that would need more than "
+        "its target downtime switches to post-copy after its first pass. The guest then runs "
+        "on the destination while its last pages follow: a host or link failing before they "
+        "arrive pauses the VM until the copy is resumed.",
+    ),
     wait: bool = WAIT,
 ) -> None:
-    """Set the cluster reserve and failure detection; the over-commit verdict is recomputed."""
+    """Set the cluster reserve, failure detection and migration policy; the over-commit
+    verdict is recomputed."""
     body = {
         "reserve": reserve,
         "detection_s": detection_s,
         "isolation_response": isolation_response,
         "heartbeat_dir": heartbeat_dir,
+        "postcopy": postcopy,
     }
     _run(client().post(f"/clusters/{name}/settings", body), wait)
     c = client().get(f"/clusters/{name}")
     show_overcommit(name, c["overcommit"])
     out.print(
         f"cluster {name}: a node is lost after {c['detection_s']} s of silence on both "
-        f"channels; isolation response {c['isolation_response']}"
+        f"channels; isolation response {c['isolation_response']}; post-copy {c['postcopy']}"
     )
 
 

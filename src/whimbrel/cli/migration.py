@@ -108,7 +108,13 @@ def vm_migrate(
     max_downtime_ms: int = typer.Option(
         DEFAULT_POLICY.max_downtime_ms, help="The most the policy may allow."
     ),
-    postcopy: bool = typer.Option(False, "--postcopy", help="Allow post-copy as a last resort."),
+    postcopy: bool = typer.Option(
+        False,
+        "--postcopy",
+        help="Allow post-copy for this move, as its cluster's "
+        "'--postcopy when-needed' does: a failed host or link before the last page arrives "
+        "pauses the VM until the copy is resumed.",
+    ),
     auto_converge: bool = typer.Option(True, "--auto-converge/--no-auto-converge"),
     timeout_per_gib: float = typer.Option(
         DEFAULT_POLICY.timeout_s_per_gib, help="Seconds per GiB before the timeout acts."

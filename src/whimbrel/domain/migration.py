@@ -80,13 +80,25 @@ def parse_networks(values: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+class PostCopy(StrEnum):
+    """A cluster's word on post-copy.  In post-copy the guest runs on the destination
+    while the pages it has not yet received are pulled from the source: the downtime is
+    that of one switch-over, but until the last page arrives the VM needs both hosts
+    and the link between them (a failure pauses it until the copy is resumed)."""
+
+    NEVER = "never"
+    WHEN_NEEDED = "when-needed"
+
+
 @dataclass(frozen=True)
 class Policy:
     """How hard to push a live migration to converge, and when to give up.
 
     Beyond the anchors (research/anchors.md §3.1): the allowed downtime is
-    escalated in steps, then auto-converge throttles the guest, then post-copy
-    (only if allowed: a failed post-copy loses the VM) ends the copy.
+    escalated in steps, then auto-converge throttles the guest.  Where post-copy is
+    allowed (``postcopy``: the move's --postcopy or its cluster's when-needed) it takes
+    the place of both: the downtime stays at its target and a copy that would not end
+    under it switches to post-copy (see ``PostCopy`` for its risk).
     """
 
     downtime_ms: int = 300

@@ -26,6 +26,8 @@ class HostDriver(Protocol):
     uri: str
     # Hyper-V creates the destination's disk files itself in a move with storage.
     creates_copy_targets: bool
+    # The hypervisor can switch a live migration to post-copy (and resume a broken one).
+    has_postcopy: bool
 
     def inventory(self) -> HostInventory:
         """CPU, memory, machine types, virt types, networks and storage pools.
@@ -141,6 +143,16 @@ class HostDriver(Protocol):
 
     def abort_migration(self, name: str) -> None:
         """Stop a running migration; the guest keeps running here."""
+        ...
+
+    def pause_postcopy(self, name: str) -> None:
+        """Stop a post-copy that no longer moves so that it can be resumed (the guest waits
+        paused on the destination).  Raises: HypervisorError."""
+        ...
+
+    def resume_postcopy(self, name: str, req: MigrationRequest) -> None:
+        """Carry a broken post-copy on from where it stopped; blocks until done.
+        Raises: HypervisorError (still broken: it can be tried again)."""
         ...
 
     def pause(self, name: str) -> None: ...

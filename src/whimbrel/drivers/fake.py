@@ -373,6 +373,12 @@ class FakeHost(ManagerIsTheCluster):
     def abort_migration(self, name: str) -> None:
         self._alive()
 
+    def pause_postcopy(self, name: str) -> None:
+        self._dom(name)
+
+    def resume_postcopy(self, name: str, req: MigrationRequest) -> None:
+        self._dom(name)  # the fake's migrations end at once: nothing is ever left to resume
+
     def pause(self, name: str) -> None:
         with self.fleet.lock:
             self._dom(name).state = VmState.PAUSED

@@ -10,3 +10,4 @@ from __future__ import annotations
 
 class ManagerIsTheCluster:
     creates_copy_targets = False
+    has_postcopy = True

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from whimbrel.domain.convergence import ASSUMED_LINK_BPS, Prediction, predict
+from whimbrel.domain.convergence import ASSUMED_LINK_BPS, LINK_MARGIN, Prediction, predict
 from whimbrel.domain.migration import (
     GIB,
     MIB,
@@ -23,10 +23,16 @@ from whimbrel.domain.migration import (
     OnTimeout,
 )
 from whimbrel.drivers.base import HostDriver
-from whimbrel.errors import Cancelled, WhimbrelError, WrongState
+from whimbrel.errors import Cancelled, Stranded, WhimbrelError, WrongState
 from whimbrel.jobs.step import JobContext
 
 POLL_S = 0.25
+# A post-copy that moves no page for this long is paused, so that it can be resumed
+# (a stream whose link went down fails only when TCP gives up, many minutes later).
+POSTCOPY_STALL_S = 5.0
+# How long a paused post-copy is tried again before the job hands it to the administrator.
+POSTCOPY_RECOVER_S = 120.0
+POSTCOPY_RETRY_S = 2.0
 # The dirty rate last seen per VM (by a sample or during its last migration):
 # reused for RECENT_S so that a VM moved again soon does not wait for a new
 # one-second sample.
@@ -63,7 +69,8 @@ def prediction_for(
     else:
         dirty = src.dirty_rate(name, 1)
         _recent[name] = (time.monotonic(), dirty)
-    return predict(memory_bytes, dirty, link_bps, link_source, req.policy)
+    policy = req.policy if src.has_postcopy else replace(req.policy, postcopy=False)
+    return predict(memory_bytes, dirty, link_bps, link_source, policy)
 
 
 class LiveMigration:
@@ -81,7 +88,10 @@ class LiveMigration:
     ):
         self.ctx, self.src, self.dst, self.name, self.req = ctx, src, dst, name, req
         self.pred = prediction
-        self.ladder = [d for d in req.policy.downtime_ladder() if d > prediction.downtime_ms]
+        self.postcopy = req.policy.postcopy and src.has_postcopy
+        # Where post-copy is allowed it ends a stalled copy instead of a longer downtime.
+        ladder = [] if self.postcopy else req.policy.downtime_ladder()
+        self.ladder = [d for d in ladder if d > prediction.downtime_ms]
         self.downtime = prediction.downtime_ms
         self.deadline = req.policy.timeout_s_per_gib * max(size_bytes / GIB, 0.25)
         self.strategy: list[str] = list(prediction.strategy)
@@ -89,6 +99,9 @@ class LiveMigration:
         self.stalls = 0
         self.last_iteration = 0
         self.forced = False
+        self.switched = False  # in post-copy: the VM runs on the destination
+        self.moved_at = (0, 0.0)  # memory sent, and when it last grew, in post-copy
+        self.last: MigrationStats | None = None  # the source's last figures
 
     def run(self) -> MigrationResult:
         req = replace(self.req, policy=replace(self.req.policy, downtime_ms=self.downtime))
@@ -100,21 +113,27 @@ class LiveMigration:
             copy.join(POLL_S)
             if not copy.is_alive():
                 break
-            if self.ctx.cancelled() and not cancelled:
-                cancelled = True
+            if self.ctx.cancelled() and not cancelled and not self.switched:
+                cancelled = True  # in post-copy the source no longer has the VM to keep
                 self.src.abort_migration(self.name)
                 continue
             stats = self._stats()
             if stats is None or not stats.active:
                 continue
             self._report(stats)
+            self.last = stats
+            if self.switched:
+                self._watch_postcopy(stats)
+                continue
             if stats.dirty_rate_pps:
                 _recent[self.name] = (time.monotonic(), stats.dirty_bps)
             if time.monotonic() - t0 > self.deadline and not (timed_out or self.forced):
                 timed_out = self._on_timeout()
                 continue
             self._converge(stats)
-        if copy.error is not None:
+        if copy.error is not None and self.switched:
+            self._recover(copy.error, req)
+        elif copy.error is not None:
             if self.forced:  # paused to force the end, which failed: let it run again
                 with contextlib.suppress(WhimbrelError):
                     self.src.resume(self.name)
@@ -130,14 +149,81 @@ class LiveMigration:
                     f"VM {self.name} did not converge within {self.deadline:.0f} s "
                     f"({self.req.policy.timeout_s_per_gib:g} s per GiB); the migration was "
                     "aborted and the VM still runs on the source",
-                    "allow post-copy (--postcopy), a longer downtime (--max-downtime-ms), "
-                    "'--on-timeout force', or a quick migration (--quick)",
+                    "allow post-copy (--postcopy, or 'cluster set --postcopy when-needed'), "
+                    "a longer downtime (--max-downtime-ms), '--on-timeout force', or a quick "
+                    "migration (--quick)",
                 ) from copy.error
             raise copy.error
-        if self.forced:
+        if self.forced and not self.switched:
             self.dst.resume(self.name)  # forced by pausing: it arrived paused
         self.ctx.step_progress(1.0, "switchover", "switched over to the destination")
-        return self.dst.migration_result(self.name, self.strategy)
+        result = self.dst.migration_result(self.name, self.strategy)
+        if self.switched and result.total_ms == 0 and self.last is not None:
+            # libvirt keeps no completed figures of a post-copy on the destination: the
+            # source's last ones stand (its downtime is from the guest's stop on the
+            # source to the switch-over package sent).
+            result = replace(
+                result,
+                total_ms=int((time.monotonic() - t0) * 1000),
+                downtime_ms=self.last.downtime_ms,
+                memory_bytes=self.last.memory_processed,
+                iterations=self.last.iteration,
+            )
+        return result
+
+    def _switch(self, why: str) -> None:
+        self.src.tune_migration(self.name, postcopy=True)
+        self.switched = True
+        self.moved_at = (0, time.monotonic())
+        self.strategy.append(why)
+
+    def _watch_postcopy(self, st: MigrationStats) -> None:
+        """Pause a post-copy whose stream stopped moving, so that it can be resumed."""
+        sent, since = self.moved_at
+        if st.memory_processed > sent:
+            self.moved_at = (st.memory_processed, time.monotonic())
+        elif time.monotonic() - since > POSTCOPY_STALL_S:
+            self.moved_at = (sent, time.monotonic())
+            with contextlib.suppress(WhimbrelError):  # it may have failed on its own
+                self.src.pause_postcopy(self.name)
+            self.strategy.append(f"post-copy sent nothing for {POSTCOPY_STALL_S:.0f} s: paused")
+
+    def _recover(self, error: BaseException, req: MigrationRequest) -> None:
+        """Resume a broken post-copy until it ends, or strand the job saying where things are.
+
+        Nothing can be undone: the guest runs on the destination from pages that are
+        partly still on the source, so both hosts must stay up until the rest arrives."""
+        why = error.cause if isinstance(error, WhimbrelError) else str(error)
+        deadline = time.monotonic() + POSTCOPY_RECOVER_S
+        tries = 0
+        while time.monotonic() < deadline:
+            tries += 1
+            self.ctx.step_progress(
+                0.99,
+                "post-copy recovery",
+                f"post-copy broke ({why}); the VM waits paused on the destination; "
+                f"resuming it, try {tries}",
+            )
+            try:
+                self.src.resume_postcopy(self.name, req)
+            except WhimbrelError as exc:
+                why = exc.cause
+                time.sleep(POSTCOPY_RETRY_S)
+                continue
+            self.strategy.append(f"post-copy broke; resumed after {tries} tries")
+            return
+        raise Stranded(
+            "E_MIGRATION_POSTCOPY_FAILED",
+            f"the post-copy of VM {self.name} broke and could not be resumed for "
+            f"{POSTCOPY_RECOVER_S:.0f} s ({why}): the VM is paused on the destination and part "
+            "of its memory is still on the source only",
+            "keep both hosts and their libvirt up (powering either off loses the VM's state), "
+            "mend the migration link between them, then resume the copy with the move's own "
+            f"flags: 'virsh -c {self.src.uri} migrate --live --p2p --postcopy --postcopy-resume "
+            f"{self.name} {self.req.dest_uri}' (without --p2p for a managed move); "
+            "'whimbrel host refresh' then records where it runs",
+            str(error),
+        ) from error
 
     def _stats(self) -> MigrationStats | None:
         try:
@@ -148,7 +234,7 @@ class LiveMigration:
     def _report(self, st: MigrationStats) -> None:
         if st.disk_remaining > 0:
             phase = "disk copy"
-        elif st.postcopy:
+        elif self.switched:
             phase = "post-copy"
         else:
             phase = f"memory pass {max(1, st.iteration)}"
@@ -177,6 +263,15 @@ class LiveMigration:
         if st.iteration <= self.last_iteration or st.iteration < 2 or st.disk_remaining:
             return
         self.last_iteration = st.iteration
+        if self.postcopy and self.pred.postcopy:
+            self._switch("first pass sent: switched to post-copy, as predicted")
+            return
+        if self.postcopy and st.dirty_bps >= LINK_MARGIN * st.memory_bps > 0:
+            self._switch(
+                f"pass {st.iteration - 1}: the guest dirties {st.dirty_bps / MIB:.0f} MiB/s, "
+                f"the link carries {st.memory_bps / MIB:.0f}: switched to post-copy"
+            )
+            return
         if self.best_remaining is None or st.memory_remaining < 0.9 * self.best_remaining:
             self.best_remaining = st.memory_remaining
             self.stalls = 0
@@ -189,9 +284,8 @@ class LiveMigration:
             self.downtime = self.ladder.pop(0)
             self.src.tune_migration(self.name, downtime_ms=self.downtime)
             self.strategy.append(f"stalled at pass {st.iteration}: downtime {self.downtime} ms")
-        elif self.req.policy.postcopy and not st.postcopy:
-            self.src.tune_migration(self.name, postcopy=True)
-            self.strategy.append(f"stalled at pass {st.iteration}: switched to post-copy")
+        elif self.postcopy:
+            self._switch(f"stalled at pass {st.iteration}: switched to post-copy")
 
     def _on_timeout(self) -> bool:
         """Abort (the VM stays on the source) or force the end, as configured."""
@@ -199,11 +293,10 @@ class LiveMigration:
             self.strategy.append("completion timeout: aborted")
             self.src.abort_migration(self.name)
             return True
-        if self.req.policy.postcopy:
-            self.src.tune_migration(self.name, postcopy=True)
-            self.strategy.append("completion timeout: forced with post-copy")
+        if self.postcopy:
+            self._switch("completion timeout: forced with post-copy")
         else:
             self.src.pause(self.name)
             self.strategy.append("completion timeout: forced by pausing the guest")
-        self.forced = True
+            self.forced = True
         return False

@@ -1,4 +1,5 @@
-"""Undoing a job: its completed steps in reverse, each undo's outcome recorded.
+"""Undoing a job: its completed steps in reverse, each undo's outcome recorded;
+or, when a step stranded its work, not undoing anything.
 
 An undo whose host does not answer is kept for later (``pending``, retried by
 the janitor); any other failure asks for a fix by hand, in the job's
@@ -12,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from whimbrel.domain.job import Rollback, StepState
+from whimbrel.domain.job import JobState, Rollback, StepState
+from whimbrel.errors import Stranded
 from whimbrel.jobs import pending
-from whimbrel.jobs.bookkeeping import error_dict
+from whimbrel.jobs.bookkeeping import error_dict, set_finish, set_job, set_step
 from whimbrel.jobs.claims import Deposed
 from whimbrel.jobs.context import RunContext
 from whimbrel.jobs.step import Step
@@ -82,3 +84,25 @@ def _defer(
     waits = runner.books.write(go)
     log.warning("job %d: undo kept for later: %s", job_id, waits)
     return waits
+
+
+def strand(runner: JobRunner, job_id: int, i: int, exc: Stranded) -> None:
+    """End the job where it stands: undoing the steps before ``i`` would take away the
+    ground its half-done work stands on (the destination's disks of a VM in post-copy)."""
+    log.warning("job %d stranded at step %d: %s", job_id, i, exc)
+    err = error_dict(exc)
+
+    def fix(s: Session) -> None:
+        job = s.get_one(Job, job_id)
+        job.manual_fix = f"Nothing was undone: {exc.cause}. {exc.fix}"
+        job.message, job.phase = f"{exc.code}: {exc.cause}; nothing undone", "stranded"
+
+    runner.books.together(
+        job_id,
+        [
+            lambda s: set_step(s, job_id, i, StepState.FAILED, None, err),
+            lambda s: set_job(s, job_id, JobState.SHUTTING_DOWN, None, err),
+            lambda s: set_finish(s, job_id, JobState.EXCEPTION, Rollback.NONE),
+            fix,
+        ],
+    )

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.job import FINAL_JOB_STATES, JobState, Rollback, StepState
-from whimbrel.errors import Cancelled, NotFound, WrongState
+from whimbrel.errors import Cancelled, NotFound, Stranded, WrongState
 from whimbrel.jobs import claims, janitor, pending, rollback
 from whimbrel.jobs.bookkeeping import (
     Books,
@@ -381,6 +381,9 @@ class JobRunner:
             except Cancelled as exc:  # the step stopped its own work on a cancel request
                 self.books.step(job_id, i, StepState.FAILED, error=error_dict(exc))
                 return self._terminate(job_id, steps)
+            except Stranded as exc:  # undoing the steps before it would take its ground away
+                rollback.strand(self, job_id, i, exc)
+                return
             except BaseException as exc:
                 log.info("job %d step %s failed: %s", job_id, step.name, exc)
                 err = error_dict(exc)

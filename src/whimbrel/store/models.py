@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from whimbrel.domain.host import DETECTION_S, HostState, IsolationResponse
+from whimbrel.domain.migration import PostCopy
 
 
 def utcnow() -> datetime:
@@ -49,6 +50,8 @@ class Cluster(Base):
     # Where the manager reads its nodes' storage heartbeats ("": the heartbeat
     # directory of the first shared path, when the manager's machine mounts it).
     heartbeat_dir: Mapped[str] = mapped_column(String(4096), default="")
+    # May a live migration within the cluster end in post-copy (domain/migration.py)?
+    postcopy: Mapped[str] = mapped_column(String(16), default=PostCopy.NEVER)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     hosts: Mapped[list[Host]] = relationship(back_populates="cluster")
     shared_storage: Mapped[list[SharedStorage]] = relationship(

@@ -56,6 +56,7 @@ class HyperVHost:
     """One Hyper-V host.  ``directory`` is the Active Directory its delegation lives in."""
 
     creates_copy_targets = True  # a move with storage creates the destination VHDs itself
+    has_postcopy = False  # Hyper-V's live migration is pre-copy only
 
     def __init__(self, uri: str, transport: Transport, directory: Any = None):
         self.uri = uri
@@ -307,6 +308,12 @@ class HyperVHost:
     def abort_migration(self, name: str) -> None:
         moves.abort(self, name)
 
+    def pause_postcopy(self, name: str) -> None:
+        raise _no_postcopy()
+
+    def resume_postcopy(self, name: str, req: MigrationRequest) -> None:
+        raise _no_postcopy()
+
     def move_disks(
         self, name: str, moves_: list[DiskMove], progress: Callable[[int, int], None]
     ) -> None:
@@ -378,3 +385,11 @@ def _pools(h: HvHost, c: HvCluster | None) -> list[PoolInfo]:
         path = v.path.rstrip("/")
         out.append(PoolInfo(posixpath.basename(path), path, v.size, v.free, True))
     return out
+
+
+def _no_postcopy() -> WrongState:
+    return WrongState(
+        "E_POSTCOPY_UNSUPPORTED",
+        "Hyper-V's live migration has no post-copy phase to pause or resume",
+        "nothing to do: a Hyper-V migration that fails leaves the VM on its source",
+    )

@@ -156,14 +156,20 @@ def _params(req: MigrationRequest, auto_converge: bool) -> dict[str, Any]:
     return p
 
 
-def migrate(host: MigrationOps, name: str, req: MigrationRequest, auto_converge: bool) -> None:
-    """Run the migration to the end (blocking).  Raises: HypervisorError, HostUntrusted."""
+def migrate(
+    host: MigrationOps, name: str, req: MigrationRequest, auto_converge: bool, resume: bool = False
+) -> None:
+    """Run the migration to the end (blocking); with ``resume``, the post-copy that broke,
+    from where it stopped (libvirt wants the first call's flags and parameters again).
+    Raises: HypervisorError, HostUntrusted."""
     conn = libvirt.open(host.open_uri)
     try:
         dom = conn.lookupByName(name)
         live = dom.isActive() == 1
         flags, params = _flags(req, live, auto_converge), _params(req, auto_converge)
-        if live:
+        if resume:
+            flags |= libvirt.VIR_MIGRATE_POSTCOPY | libvirt.VIR_MIGRATE_POSTCOPY_RESUME
+        elif live:
             dom.migrateSetMaxDowntime(req.policy.downtime_ms, 0)
         else:
             params = {}

@@ -81,6 +81,16 @@ class MigrationOps(Connection):
         if postcopy:
             self._call("switch to post-copy", lambda: dom.migrateStartPostCopy(0))
 
+    def pause_postcopy(self, name: str) -> None:
+        dom = self._lookup(name)
+        self._call(
+            "pause post-copy",
+            lambda: dom.abortJobFlags(libvirt.VIR_DOMAIN_ABORT_JOB_POSTCOPY),
+        )
+
+    def resume_postcopy(self, name: str, req: MigrationRequest) -> None:
+        mig.migrate(self, name, req, False, resume=True)
+
     def abort_migration(self, name: str) -> None:
         dom = self._lookup(name)
         with contextlib.suppress(libvirt.libvirtError):  # no job left: nothing to abort

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.host import DETECTION_MAX_S, DETECTION_MIN_S, DETECTION_S, IsolationResponse
+from whimbrel.domain.migration import PostCopy
 from whimbrel.errors import InsufficientResources, InvalidInput, WrongState
 from whimbrel.jobs.flow import Flow
 from whimbrel.jobs.flows.vm_common import own_cluster
@@ -37,7 +38,7 @@ class ClusterSet(Flow):
     def steps(self, op: OpClusterSet) -> list[Step]:
         """Set what was given; a new reserve recomputes the verdict.
         Undo: the old settings, recomputed."""
-        fields = ("reserve", "detection_s", "isolation_response", "heartbeat_dir")
+        fields = ("reserve", "detection_s", "isolation_response", "heartbeat_dir", "postcopy")
 
         def put(ctx: JobContext, values: dict[str, Any]) -> StepResult:
             with ctx.sessions.begin() as s:
@@ -89,9 +90,16 @@ def check_cluster_settings(op: OpClusterSet) -> None:
             "give where the manager's machine mounts the cluster's heartbeat directory, "
             "or '' for SHARED_PATH/heartbeat",
         )
-    if all(
-        v is None for v in (op.reserve, op.detection_s, op.isolation_response, op.heartbeat_dir)
-    ):
+    choices = [c.value for c in PostCopy]
+    if op.postcopy is not None and op.postcopy not in choices:
+        raise InvalidInput(
+            "E_POSTCOPY_POLICY_INVALID",
+            f"{op.postcopy!r} is not a post-copy policy",
+            "use never (default: pre-copy only, the downtime raised when it stalls) or "
+            "when-needed (post-copy ends a copy that would need more than the target downtime)",
+        )
+    given = (op.reserve, op.detection_s, op.isolation_response, op.heartbeat_dir, op.postcopy)
+    if all(v is None for v in given):
         raise InvalidInput("E_NOTHING_TO_SET", "no setting given", "give at least one setting")
 
 

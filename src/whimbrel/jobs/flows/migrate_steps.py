@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from whimbrel.domain.migration import Auth, MigrationRequest, MoveKind, Policy
+from whimbrel.domain.migration import Auth, MigrationRequest, MoveKind, Policy, PostCopy
 from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import Category, WhimbrelError
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
@@ -65,6 +65,9 @@ def request(ctx: JobContext, op: OpVmMigrate, plan: Plan) -> MigrationRequest:
         src, dst = get_host(s, plan.source), get_host(s, plan.dest)
         ms, md = migration_settings(src), migration_settings(dst)
         dest_uri = dst.uri
+        # Post-copy needs both hosts to the end: both clusters must allow it.
+        clusters = [h.cluster for h in (src, dst)]
+        allowed = all(c is not None and c.postcopy == PostCopy.WHEN_NEEDED for c in clusters)
     return MigrationRequest(
         dest_uri=dest_uri,
         address=plan.address,
@@ -79,7 +82,7 @@ def request(ctx: JobContext, op: OpVmMigrate, plan: Plan) -> MigrationRequest:
             downtime_ms=op.downtime_ms,
             max_downtime_ms=max(op.max_downtime_ms, op.downtime_ms),
             auto_converge=op.auto_converge,
-            postcopy=op.postcopy,
+            postcopy=op.postcopy or allowed,
             timeout_s_per_gib=op.timeout_s_per_gib,
             on_timeout=op.on_timeout,  # type: ignore[arg-type]
             bandwidth_mib_s=op.bandwidth_mib_s,

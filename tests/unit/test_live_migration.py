@@ -1,0 +1,182 @@
+"""The live-migration loop against a copy whose figures the test writes: when it switches
+to post-copy, what it does when a post-copy stops moving, and what it says when it cannot
+be resumed.  The lab's functional tests run the same loop on real QEMU."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from whimbrel.domain.convergence import predict
+from whimbrel.domain.migration import (
+    MIB,
+    Auth,
+    MigrationRequest,
+    MigrationResult,
+    MigrationStats,
+    Performance,
+    Policy,
+)
+from whimbrel.errors import HypervisorError, Stranded
+from whimbrel.jobs import live
+from whimbrel.jobs.live import LiveMigration
+
+MEM = 256 * MIB
+
+
+class Copy:
+    """A source host whose migration runs until the test ends it, with figures set by it."""
+
+    has_postcopy = True
+    uri = "qemu+tls://h1/system"
+
+    def __init__(self) -> None:
+        self.stats = MigrationStats(active=True, memory_total=MEM)
+        self.calls: list[str] = []
+        self.end = threading.Event()
+        self.fail: Exception | None = None  # how the running copy ends, when it does
+        self.resumes: list[Exception | None] = []  # each resume's outcome, in turn
+
+    def migrate(self, name: str, req: MigrationRequest, auto_converge: bool) -> None:
+        self.end.wait(10)
+        if self.fail is not None:
+            raise self.fail
+
+    def migration_stats(self, name: str) -> MigrationStats:
+        return self.stats
+
+    def tune_migration(self, name: str, downtime_ms: int = 0, postcopy: bool = False) -> None:
+        self.calls.append("post-copy" if postcopy else f"downtime {downtime_ms}")
+
+    def pause_postcopy(self, name: str) -> None:
+        self.calls.append("pause")
+        self.fail = HypervisorError("E_MIGRATION_FAILED", "post-copy paused", "")
+        self.end.set()
+
+    def resume_postcopy(self, name: str, req: MigrationRequest) -> None:
+        self.calls.append("resume")
+        outcome = self.resumes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    def abort_migration(self, name: str) -> None:
+        self.calls.append("abort")
+
+
+class Dest:
+    def migration_result(self, name: str, strategy: list[str]) -> MigrationResult:
+        return MigrationResult(0, 0, 0, 0, 0, strategy)  # libvirt's after a post-copy
+
+
+class Ctx:
+    def __init__(self) -> None:
+        self.cancel = False
+        self.phases: list[str] = []
+
+    def cancelled(self) -> bool:
+        return self.cancel
+
+    def step_progress(self, fraction: float, phase: str, message: str = "", **_: Any) -> None:
+        self.phases.append(phase)
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live, "POLL_S", 0.01)
+    monkeypatch.setattr(live, "POSTCOPY_STALL_S", 0.2)
+    monkeypatch.setattr(live, "POSTCOPY_RECOVER_S", 1.0)
+    monkeypatch.setattr(live, "POSTCOPY_RETRY_S", 0.01)
+
+
+def loop(src: Copy, policy: Policy, dirty: int, ctx: Ctx | None = None) -> LiveMigration:
+    req = MigrationRequest("qemu+tls://h2/system", "", Auth.PEER, Performance.TCP, policy=policy)
+    pred = predict(MEM, dirty, 48 * MIB, "measured", policy)
+    return LiveMigration(ctx or Ctx(), src, Dest(), "vm1", req, pred, MEM)  # type: ignore[arg-type]
+
+
+def passes(src: Copy, *figures: dict[str, int]) -> None:
+    """Let the loop see each set of figures, then end the copy."""
+    for f in figures:
+        src.stats = MigrationStats(active=True, memory_total=MEM, **f)
+        time.sleep(0.05)
+    src.end.set()
+
+
+def run(mig: LiveMigration, src: Copy, *figures: dict[str, int]) -> Any:
+    t = threading.Thread(target=passes, args=(src, *figures))
+    t.start()
+    try:
+        return mig.run()
+    finally:
+        t.join()
+
+
+def test_predicted_post_copy_switches_once_the_first_pass_is_sent() -> None:
+    src = Copy()
+    mig = loop(src, Policy(postcopy=True), 64 * MIB)
+    r = run(mig, src, {"iteration": 1}, {"iteration": 2, "memory_processed": MEM})
+    assert src.calls == ["post-copy"]
+    assert "first pass sent: switched to post-copy, as predicted" in r.strategy
+    # libvirt keeps nothing on the destination: the source's last figures are reported.
+    assert r.memory_bytes == MEM and r.iterations == 2 and r.total_ms > 0
+
+
+def test_without_post_copy_a_stalled_copy_raises_the_downtime_instead() -> None:
+    src = Copy()
+    mig = loop(src, Policy(), -1)
+    stalled = [{"iteration": i, "memory_remaining": 64 * MIB} for i in range(2, 6)]
+    run(mig, src, *stalled)
+    assert src.calls == ["downtime 600"] and "post-copy" not in src.calls
+
+
+def test_a_copy_the_link_cannot_keep_up_with_switches_when_measured() -> None:
+    src = Copy()
+    mig = loop(src, Policy(postcopy=True), -1)  # unknown rate: pre-copy to begin with
+    fast = {"iteration": 2, "memory_bps": 48 * MIB, "dirty_rate_pps": 60 * MIB // 4096}
+    r = run(mig, src, {"iteration": 1}, fast)
+    assert src.calls == ["post-copy"] and "switched to post-copy" in r.strategy[-1]
+
+
+def test_a_post_copy_that_stops_moving_is_paused_and_resumed() -> None:
+    src = Copy()
+    src.resumes = [HypervisorError("E_MIGRATION_FAILED", "no route to host", ""), None]
+    mig = loop(src, Policy(postcopy=True), 64 * MIB)
+    src.stats = MigrationStats(active=True, iteration=2, memory_processed=MEM // 2)
+    r = mig.run()  # nothing moves: the loop pauses it, then resumes it
+    assert src.calls == ["post-copy", "pause", "resume", "resume"]
+    assert "post-copy broke; resumed after 2 tries" in r.strategy
+    assert "post-copy recovery" in mig.ctx.phases  # type: ignore[attr-defined]
+
+
+def test_a_post_copy_that_cannot_be_resumed_strands_the_job_saying_where_the_vm_is() -> None:
+    src = Copy()
+    src.resumes = [HypervisorError("E_MIGRATION_FAILED", "no route to host", "")] * 1000
+    mig = loop(src, Policy(postcopy=True), 64 * MIB)
+    src.stats = MigrationStats(active=True, iteration=2, memory_processed=MEM // 2)
+    with pytest.raises(Stranded) as e:
+        mig.run()
+    assert e.value.code == "E_MIGRATION_POSTCOPY_FAILED"
+    assert "paused on the destination" in e.value.cause and "no route to host" in e.value.cause
+    assert "--postcopy-resume vm1 qemu+tls://h2/system" in e.value.fix
+
+
+def test_a_cancel_in_post_copy_aborts_nothing() -> None:
+    src, ctx = Copy(), Ctx()
+    mig = loop(src, Policy(postcopy=True), 64 * MIB, ctx)
+
+    def cancel_after_switch() -> None:
+        while "post-copy" not in src.calls:
+            time.sleep(0.01)
+        ctx.cancel = True
+        time.sleep(0.05)
+        src.end.set()
+
+    src.stats = MigrationStats(active=True, iteration=2, memory_processed=MEM)
+    t = threading.Thread(target=cancel_after_switch)
+    t.start()
+    mig.run()
+    t.join()
+    assert "abort" not in src.calls
