@@ -35,7 +35,7 @@ import libvirt
 
 from whimbrel.config import Settings
 from whimbrel.domain.migration import MIB
-from whimbrel.drivers.libvirt.driver import _ensure_event_loop
+from whimbrel.drivers.libvirt.driver import ensure_event_loop
 from whimbrel.lab.lab import Lab
 from whimbrel.lab.topology import GUEST_DIR, LabSpec, shared_dir
 from whimbrel.manager import Manager
@@ -63,7 +63,7 @@ class Pauses:
     """Lifecycle events of both hosts, timed by this process's clock."""
 
     def __init__(self, uris: list[str]):
-        _ensure_event_loop()
+        ensure_event_loop()
         self.events: list[tuple[float, str, int]] = []
         self.conns = [libvirt.open(u) for u in uris]
         for c in self.conns:

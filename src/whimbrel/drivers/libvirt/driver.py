@@ -44,7 +44,7 @@ _loop_lock = threading.Lock()
 _loop_started = False
 
 
-def _ensure_event_loop() -> None:
+def ensure_event_loop() -> None:
     """libvirt keepalive needs an event loop; run libvirt's default one in a thread."""
     global _loop_started
     with _loop_lock:
@@ -95,7 +95,7 @@ class LibvirtHost(MigrationOps, ManagerIsTheCluster):
     @classmethod
     def open(cls, uri: str, pki_dir: Path | None = None) -> LibvirtHost:
         """Raises: HostUnreachable, HostUntrusted, HypervisorError."""
-        _ensure_event_loop()
+        ensure_event_loop()
         try:
             conn = libvirt.open(with_pkipath(uri, pki_dir))
         except libvirt.libvirtError as exc:
