@@ -1,7 +1,9 @@
-"""One suite, every driver: the fake fleet and real libvirt hosts in the lab.
+"""One suite, every driver: the fake fleet, real libvirt hosts in the lab, and the Hyper-V
+driver over its transport double (two nodes of one failover cluster).
 
 Each driver gets two hosts that share one storage pool, the way a cluster's
-nodes share its CSV.
+nodes share its CSV.  Hyper-V has no guest channel of Whimbrel's (no heartbeat) and pushes no
+events over WinRM: those parts of the contract are for the drivers that have them.
 """
 
 from __future__ import annotations
@@ -30,15 +32,26 @@ class Pair:
     virt_type: str
     boot: BootSpec
     real: bool
+    machine: str = "pc"  # what a definition asks for; the inventory lists it (as a prefix)
+    network: str = "vm-net"
+    guest_channel: bool = True  # heartbeats from the lab guest
+    pushes_events: bool = True
 
 
-@pytest.fixture(params=["fake", "libvirt"])
+@pytest.fixture(params=["fake", "libvirt", "hyperv"])
 def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
     if request.param == "fake":
         fleet = FakeFleet()
         for n in ("a", "b"):
             fleet.add_host(n, pools={"local": f"/srv/{n}", "csv": "/srv/csv"})
         yield Pair(fleet.open("fake://a"), fleet.open("fake://b"), "csv", "kvm", BootSpec(), False)
+        return
+    if request.param == "hyperv":
+        from tests.hyperv_double.estate import HyperVEstate
+
+        e = HyperVEstate.two_clusters()
+        a, b = e.open(e.uri("HV01")), e.open(e.uri("HV02"))
+        yield Pair(a, b, "Volume1", "hyperv", BootSpec(), False, "10.0", "Prod", False, False)
         return
     lab: Any = request.getfixturevalue("lab")
     from whimbrel.drivers.libvirt.driver import LibvirtHost
@@ -63,7 +76,7 @@ def _spec(p: Pair, name: str, disk: str) -> DomainSpec:
         memory_mib=128,
         vcpus=1,
         virt_type=p.virt_type,
-        machine="pc",
+        machine=p.machine,
         boot=p.boot,
         disks=(DiskSpec(disk),),
         console_log=f"/var/log/libvirt/qemu/{name}-console.log",
@@ -73,10 +86,11 @@ def _spec(p: Pair, name: str, disk: str) -> DomainSpec:
 def test_inventory(pair: Pair) -> None:
     inv = pair.a.inventory()
     assert inv.info.memory_mib > 0 and inv.info.cpus > 0
-    assert inv.info.virt_types and inv.info.virt_types[0] in ("kvm", "qemu")
-    assert any(m.startswith("pc-i440fx-") for m in inv.info.machine_types)
+    assert inv.info.virt_types and inv.info.virt_types[0] == pair.virt_type
+    prefix = "pc-i440fx-" if pair.machine == "pc" else pair.machine
+    assert any(m.startswith(prefix) for m in inv.info.machine_types)
     assert pair.shared_pool in {p.name for p in inv.pools}
-    assert "vm-net" in {n.name for n in inv.networks}
+    assert pair.network in {n.name for n in inv.networks}
     assert 0 < pair.a.free_memory_mib() <= inv.info.memory_mib
     assert inv.info.uuid != pair.b.inventory().info.uuid
 
@@ -104,25 +118,31 @@ def test_volume_and_domain_lifecycle(pair: Pair) -> None:
         pair.a.events()  # forget older events
         pair.a.start(name)
         assert pair.a.domain(name).state == VmState.RUNNING
-        _wait_event(pair.a, name, "started")
-        first = wait_for(lambda: pair.a.heartbeat(name), timeout=90)
-        later = wait_for(
-            lambda: (h := pair.a.heartbeat(name)) and h.counter > first.counter and h, timeout=90
-        )
-        assert later.counter > first.counter
+        if pair.pushes_events:
+            _wait_event(pair.a, name, "started")
+        if pair.guest_channel:
+            first = wait_for(lambda: pair.a.heartbeat(name), timeout=90)
+            later = wait_for(
+                lambda: (h := pair.a.heartbeat(name)) and h.counter > first.counter and h,
+                timeout=90,
+            )
+            assert later.counter > first.counter
 
         pair.a.save(name)
         info = pair.a.domain(name)
         assert info.state == VmState.SAVED and info.has_saved_state
         assert pair.a.heartbeat(name) is None
         pair.a.start(name)  # resumes from the saved state
-        resumed = wait_for(lambda: pair.a.heartbeat(name), timeout=90)
-        assert resumed.counter >= later.counter
+        if pair.guest_channel:
+            resumed = wait_for(lambda: pair.a.heartbeat(name), timeout=90)
+            assert resumed.counter >= later.counter
+        assert pair.a.domain(name).state == VmState.RUNNING
         assert not pair.a.domain(name).has_saved_state
 
         pair.a.power_off(name)
         assert pair.a.domain(name).state == VmState.STOPPED
-        _wait_event(pair.a, name, "stopped")
+        if pair.pushes_events:
+            _wait_event(pair.a, name, "stopped")
         pair.a.power_off(name)  # off already: not an error
     finally:
         if _exists(pair.a, name):

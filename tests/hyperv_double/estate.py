@@ -26,7 +26,7 @@ from tests.hyperv_double.ps51 import ps51
 from whimbrel.ad.directory import MemoryDirectory
 from whimbrel.drivers.hyperv.driver import HyperVHost
 from whimbrel.drivers.hyperv.scripts import Script, script
-from whimbrel.drivers.hyperv.transport import parse_uri
+from whimbrel.drivers.hyperv.transport import connect_error, parse_uri
 from whimbrel.errors import HostUnreachable
 
 GIB = 1 << 30
@@ -78,6 +78,10 @@ class DHost:
     credential_guard: bool = False
     accounts: list[str] = field(default_factory=lambda: ["Administrator"])
     session: str = "kerberos"  # how the manager's WinRM session logs in
+    session_config: str = ""  # the session configuration it asked for ("" for the default)
+    uri_seen: str = ""
+    # Registered with Register-PSSessionConfiguration -RunAsVirtualAccount on the node.
+    configurations: set[str] = field(default_factory=lambda: {"Whimbrel"})
     node_state: str = "Up"
     drain: str = "NotInitiated"
     vms: dict[str, DVm] = field(default_factory=dict)
@@ -116,9 +120,10 @@ class DJob:
     error: str = ""
     state: int = 4
     cancelled: bool = False
+    ended: float = 0.0
 
     def percent(self) -> int:
-        return min(100, int((time.monotonic() - self.started) / self.duration * 100))
+        return max(0, min(100, int((time.monotonic() - self.started) / self.duration * 100)))
 
 
 class HyperVEstate:
@@ -135,6 +140,10 @@ class HyperVEstate:
         self.fail: dict[str, str] = {}  # script name → message its next run throws
         self.down: set[str] = set()  # hosts that answer nothing
         self.job_s = 0.05  # how long a move's job runs
+        # A finished job stays listed this long (TimeBeforeRemoval: 5 minutes), then goes.
+        self.job_kept_s = 300.0
+        # How long after Move-ClusterVirtualMachineRole -Wait 0 returns its job appears.
+        self.cluster_lag_s = 0.0
         self.latency_s = 0.0  # added to every round trip, like a WAN's
         self.poll_s = 0.01  # how often drivers opened here look at a running move
         self.lock = threading.RLock()
@@ -191,15 +200,24 @@ class HyperVEstate:
             self.clusters[h.cluster].groups[vm.name] = 2000
         return vm
 
-    def uri(self, host: str, auth: str = "kerberos", user: str = "admin") -> str:
+    def uri(
+        self,
+        host: str,
+        auth: str = "kerberos",
+        user: str = "admin",
+        configuration: str = "Whimbrel",
+    ) -> str:
+        """The host's URI; by default through the session configuration every node has, where
+        the cluster cmdlets run (``configuration=""`` for WinRM's default session)."""
         h = self.hosts[host.upper()]
         extra = f"&user={user}&password_file=/dev/null" if auth in ("credssp", "negotiate") else ""
+        extra += f"&configuration={configuration}" if configuration else ""
         return f"hyperv://{h.fqdn}?auth={auth}{extra}"
 
     def open(self, uri: str) -> HyperVHost:
         c = parse_uri(uri)
         host = self.host_of(c.host)
-        host.session = c.auth
+        host.session, host.session_config, host.uri_seen = c.auth, c.configuration, uri
         drv = HyperVHost(uri, DoubleTransport(self, host.name), self.directory)
         drv.poll_s = self.poll_s
         return drv
@@ -240,8 +258,13 @@ class HyperVEstate:
                     dst.vms[vm.name] = vm
 
     def tick(self) -> None:
-        """End the jobs whose time is up: their effect, or their failure."""
-        for j in list(self.jobs.values()):
+        """End the jobs whose time is up: their effect, or their failure; forget the jobs
+        that ended more than TimeBeforeRemoval ago."""
+        now = time.monotonic()
+        for path, j in list(self.jobs.items()):
+            if j.state != 4 and now - j.ended > self.job_kept_s:
+                del self.jobs[path]
+                continue
             if j.state == 4 and (j.cancelled or j.percent() >= 100):
                 if j.cancelled:
                     j.state, j.error = 9, "The operation was cancelled."
@@ -250,6 +273,7 @@ class HyperVEstate:
                 else:
                     j.effect()
                     j.state = 7
+                j.ended = now
 
 
 class DoubleTransport:
@@ -266,6 +290,16 @@ class DoubleTransport:
         if unknown:
             raise AssertionError(f"script {s.name} has no parameter(s) {sorted(unknown)}")
         e = self.estate
+        h = e.hosts[self.host]
+        if h.session_config and h.session_config not in h.configurations:
+            raise connect_error(
+                parse_uri(h.uri_seen),
+                Exception(
+                    "The WS-Management service cannot process the request. Cannot find the "
+                    f"{h.session_config} session configuration in the WSMan: drive on the "
+                    f"{h.name} computer."
+                ),
+            )
         if self.host in e.down:
             raise HostUnreachable(
                 "E_HOST_UNREACHABLE",

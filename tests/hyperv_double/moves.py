@@ -66,8 +66,8 @@ def vm_migrate_wmi(
 
 def job_state(e: HyperVEstate, h: DHost, JobPath: str) -> Any:
     j = e.jobs.get(JobPath)
-    if j is None:
-        raise host_error("Not found (0x80041002)")
+    if j is None:  # [wmi] of a removed job throws "Not found"; the script says Gone
+        return {"Gone": True, "JobState": 0}
     return {
         "JobState": j.state,
         "PercentComplete": j.percent() if j.state == 4 else 100,
@@ -93,7 +93,7 @@ def migration_jobs(e: HyperVEstate, h: DHost, VMId: str) -> Any:
             "Cancellable": j.state == 4,
         }
         for j in e.jobs.values()
-        if j.vm_id == VMId and j.host == h.name
+        if j.vm_id == VMId and j.host == h.name and j.started <= time.monotonic()
     ]
 
 

@@ -61,12 +61,15 @@ def check_move(
     inside = c is not None and d.name.lower() in {n.name.lower() for n in c.nodes}
     out = enabled(s, d, kind)
     out += version(hv, d)
-    if inside:
+    if inside and hv.clustered:
+        out += cluster_session(s_drv, s.name, "Move-ClusterVirtualMachineRole")
         out += workgroup(s, d, s_drv) if not s.part_of_domain else []
         out += switches(hv, d)
         return out
     if kind in (MoveKind.LIVE, MoveKind.LIVE_STORAGE):
         out += network(s, d)
+    if vm.ha and d_drv.cluster() is not None:
+        out += cluster_session(d_drv, d.name, "Add-ClusterVirtualMachineRole")
     out += auth(s, d, s_drv, d_drv)
     if not any(f.severity == E for f in out):
         # --storage-path may name a pool: Compare-VM wants the directory it stands for.
@@ -237,6 +240,26 @@ def credssp(s: HvHost, d: HvHost, s_drv: HyperVHost, d_drv: HyperVHost) -> list[
                 )
             )
     return out
+
+
+def cluster_session(drv: HyperVHost, host: str, cmdlet: str) -> list[Finding]:
+    """The cmdlet's own page: it "cannot be run remotely without CredSSP authentication on
+    the server computer".  Whimbrel's session runs it on the node; in WinRM's default
+    session with Kerberos or NTLM that is a remote run."""
+    if parse_uri(drv.uri).runs_on_host:
+        return []
+    return [
+        Finding(
+            "E_CLUSTER_CMDLET_REMOTE",
+            E,
+            f"host {host}",
+            f"{cmdlet} cannot run in a remote session without CredSSP, and Whimbrel "
+            f"reaches {host} with {parse_uri(drv.uri).auth} in WinRM's default session",
+            "register a session configuration on every node (Register-PSSessionConfiguration "
+            "-Name Whimbrel -RunAsVirtualAccount) and add configuration=Whimbrel to the hosts' "
+            "URIs (remove and add the host again), or connect with auth=credssp",
+        )
+    ]
 
 
 def workgroup(s: HvHost, d: HvHost, s_drv: HyperVHost) -> list[Finding]:

@@ -103,10 +103,20 @@ _BY_HRESULT: dict[int, Make] = {
         "configuration resource",
         m,
     ),
-    0x000013AB: lambda m: HostUnreachable(
+    0x800713AB: lambda m: HostUnreachable(
         "E_CLUSTER_NETWORK_UNAVAILABLE",
-        "no cluster network is available for the migration (0x000013AB)",
+        "no cluster network is available for the migration (0x800713AB, Win32 error 5035)",
         "allow live migration on at least one cluster network (Get-ClusterNetwork)",
+        m,
+    ),
+    0x80070005: lambda m: HostUntrusted(
+        "E_HYPERV_ACCESS_DENIED",
+        "the host denied access (0x80070005); Move-ClusterVirtualMachineRole and "
+        "Add-ClusterVirtualMachineRole cannot run in a remote session without CredSSP",
+        "add configuration=NAME to the host URI, NAME being a session configuration "
+        "registered on every node (Register-PSSessionConfiguration -Name NAME "
+        "-RunAsVirtualAccount), or connect with auth=credssp; and check that the account "
+        "administers the host and the cluster",
         m,
     ),
 }
@@ -116,12 +126,18 @@ def hresults(message: str) -> list[int]:
     return [int(h, 16) for h in _HRESULT.findall(message)]
 
 
+def _hresult(code: int) -> int:
+    """A Win32 error code (5035, 0x000013AB) in its HRESULT form (0x800713AB): hosts and
+    logs write either."""
+    return 0x80070000 | code if 0 < code <= 0xFFFF else code
+
+
 def classify(
     message: str, hresult: int | None = None, fqid: str = "", category: str = ""
 ) -> WhimbrelError:
     """The Whimbrel error for a failure the host reported in ``message``."""
     codes = hresults(message) + ([hresult & 0xFFFFFFFF] if hresult else [])
-    for code in codes:
+    for code in map(_hresult, codes):
         if code in _BY_HRESULT:
             return _BY_HRESULT[code](message)
     low = message.lower()

@@ -262,6 +262,8 @@ class HvJob:
     error_code: int
     error: str
     job_type: int = 0
+    instance_id: str = ""
+    gone: bool = False  # removed TimeBeforeRemoval (5 minutes) after it ended
 
     FINAL = frozenset({7, 8, 9, 10, 32768})
 
@@ -276,12 +278,15 @@ class HvJob:
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> HvJob:
+        if d.get("Gone"):
+            return cls(0, 0, 0, "", gone=True)
         return cls(
             state=int(d["JobState"]),
             percent=int(d.get("PercentComplete") or 0),
             error_code=int(d.get("ErrorCode") or 0),
             error=w.text(d.get("ErrorDescription") or d.get("ErrorSummaryDescription")),
             job_type=int(d.get("JobType") or 0),
+            instance_id=w.text(d.get("InstanceId")),
         )
 
 

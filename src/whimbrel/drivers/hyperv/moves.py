@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from whimbrel.domain.migration import DiskMove, MigrationRequest, MigrationResult, Performance
 from whimbrel.domain.vm import VmState
@@ -122,9 +122,21 @@ def _wmi(drv: HyperVHost, vm: HvVm, dest: str, req: MigrationRequest, total: int
 
 
 def wait_job(drv: HyperVHost, name: str, path: str, total: int) -> None:
-    """Poll a WMI job until a final JobState; success is 7 (or 32768) with ErrorCode 0."""
+    """Poll a WMI job until a final JobState; success is 7 (or 32768) with ErrorCode 0.
+
+    A job that ended more than 5 minutes before a poll (a manager that stalled) is gone:
+    where the VM is then decides, never a guess."""
     while True:
         j = HvJob.parse(drv.call("job_state", JobPath=path))
+        if j.gone:
+            if name not in {v.name for v in drv.list_domains()}:
+                return  # it left the source: the move's own checks find it on the destination
+            raise HypervisorError(
+                "E_HYPERV_MIGRATION_FAILED",
+                f"the migration job of {name} ended unread and was removed (Hyper-V keeps a "
+                "finished job 5 minutes); the VM is still on the source",
+                "see the Hyper-V-VMMS-Admin event log on the source for why, then move it again",
+            )
         drv.report(name, True, j.percent, total)
         if j.done:
             if j.succeeded:
@@ -133,16 +145,24 @@ def wait_job(drv: HyperVHost, name: str, path: str, total: int) -> None:
         time.sleep(drv.poll_s)
 
 
+def _jobs(drv: HyperVHost, vm: HvVm, ignore: frozenset[str] = frozenset()) -> list[HvJob]:
+    """The VM's migration jobs on this host, but those in ``ignore``: a finished job stays
+    listed 5 minutes, and a retry must not read the failure of the attempt before it."""
+    jobs = (HvJob.parse(j) for j in w.as_list(drv.call("migration_jobs", VMId=vm.id)))
+    return [j for j in jobs if j.instance_id not in ignore]
+
+
 def cluster_move(drv: HyperVHost, vm: HvVm, dest: str, kind: str, total: int) -> None:
     """Move the VM's role to node ``dest``; done when it owns it, not queued, and Online
     if it ran (an Off role only changes owner)."""
     target = _short(dest)
     want = "Online" if state_of(vm) == VmState.RUNNING else "Offline"
+    earlier = frozenset(j.instance_id for j in _jobs(drv, vm))
     drv.call("cluster_move_role", Name=vm.name, Node=target, MigrationType=kind)
     quiet_since: float | None = None
     while True:
         g = HvGroup.parse(drv.call("cluster_group", Name=vm.name))
-        jobs = [HvJob.parse(j) for j in w.as_list(drv.call("migration_jobs", VMId=vm.id))]
+        jobs = _jobs(drv, vm, earlier)
         running = [j for j in jobs if not j.done]
         if running:
             drv.report(vm.name, True, running[0].percent, total)
@@ -219,12 +239,12 @@ def move_storage(
         except WhimbrelError as exc:
             failed.append(exc)
 
+    earlier = frozenset(j.instance_id for j in _jobs(drv, vm))
     t = threading.Thread(target=run, name=f"move-storage-{name}", daemon=True)
     t.start()
     while t.is_alive():
         t.join(drv.poll_s)
-        jobs: list[Any] = w.as_list(drv.call("migration_jobs", VMId=vm.id))
-        for j in (HvJob.parse(x) for x in jobs):
+        for j in _jobs(drv, vm, earlier):
             if j.job_type == 307 and not j.done:
                 progress(total * j.percent // 100, total)
     if failed:

@@ -5,7 +5,14 @@ The host URI carries the connection settings, never a secret::
     hyperv://hv01.corp.example[:5986]?auth=kerberos&ca=/etc/whimbrel/corp-ca.pem
     hyperv://hv01?auth=credssp&user=CORP\\admin&password_file=/root/.whimbrel/hv.pw
     hyperv://hv01?auth=certificate&cert=/path/client.pem&key=/path/client.key
+    hyperv://hv01?auth=kerberos&configuration=Whimbrel
 
+``configuration`` names a session configuration registered on the host
+(``Register-PSSessionConfiguration -Name Whimbrel -RunAsVirtualAccount``): the
+scripts then run as the host's own virtual account, which is how the cluster
+cmdlets that "cannot be run remotely without CredSSP"
+(``Move-ClusterVirtualMachineRole``, ``Add-ClusterVirtualMachineRole``) run
+without handing the manager's credentials to the host.
 ``auth`` is negotiate, kerberos (the default; a ticket from ``kinit``),
 credssp or certificate.  Each thread gets its own WinRM session, so a long
 ``Move-VMStorage`` and the job polls that report its progress run side by side.
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +33,7 @@ from whimbrel.drivers.hyperv.scripts import Script
 from whimbrel.errors import HostUnreachable, HostUntrusted, HypervisorError, InvalidInput
 
 AUTHS = ("negotiate", "kerberos", "credssp", "certificate")
+_CONFIGURATION = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
 
 
 class Transport(Protocol):
@@ -45,6 +54,13 @@ class Connection:
     ca: str = ""
     cert: str = ""
     key: str = ""
+    configuration: str = ""  # a session configuration on the host; "" for the default
+
+    @property
+    def runs_on_host(self) -> bool:
+        """Whether the cluster cmdlets can run in this session (CredSSP, or a session
+        configuration that runs as an account of the host's own)."""
+        return self.auth == "credssp" or bool(self.configuration)
 
 
 def parse_uri(uri: str) -> Connection:
@@ -70,6 +86,14 @@ def parse_uri(uri: str) -> Connection:
             f"auth=certificate needs cert= and key= in {uri!r}",
             "add cert=/path/client.pem&key=/path/client.key (mapped to a local account)",
         )
+    configuration = q.get("configuration", "")
+    if configuration and not _CONFIGURATION.fullmatch(configuration):
+        raise InvalidInput(
+            "E_INVALID_HOST_URI",
+            f"configuration={configuration!r} is not a session configuration name",
+            "give the name used with Register-PSSessionConfiguration -Name (letters, digits, "
+            "'.', '_' and '-')",
+        )
     return Connection(
         u.hostname,
         u.port or 5986,
@@ -79,6 +103,7 @@ def parse_uri(uri: str) -> Connection:
         q.get("ca", ""),
         q.get("cert", ""),
         q.get("key", ""),
+        configuration,
     )
 
 
@@ -105,10 +130,11 @@ class PsrpTransport:
         if c.auth == "certificate":
             kw["certificate_pem"], kw["certificate_key_pem"] = c.cert, c.key
         try:
-            pool = RunspacePool(WSMan(c.host, operation_timeout=20, read_timeout=30, **kw))
+            wsman = WSMan(c.host, operation_timeout=20, read_timeout=30, **kw)
+            pool = RunspacePool(wsman, configuration_name=c.configuration or "Microsoft.PowerShell")
             pool.open()
         except Exception as exc:
-            raise _connect_error(c, exc) from exc
+            raise connect_error(c, exc) from exc
         self._local.pool = pool
         with self._lock:
             self._pools.append(pool)
@@ -126,7 +152,7 @@ class PsrpTransport:
             out = ps.invoke()
         except Exception as exc:
             self._local.pool = None  # a broken session is not reused
-            raise _connect_error(self.conn, exc) from exc
+            raise connect_error(self.conn, exc) from exc
         return answer(
             script.name,
             self.conn.host,
@@ -171,9 +197,18 @@ def answer(
     return env
 
 
-def _connect_error(c: Connection, exc: Exception) -> HostUnreachable | HostUntrusted:
+def connect_error(c: Connection, exc: Exception) -> HostUnreachable | HostUntrusted:
     from pypsrp.exceptions import AuthenticationError
 
+    if "session configuration" in str(exc):
+        return HostUnreachable(
+            "E_HYPERV_SESSION_CONFIGURATION",
+            f"{c.host} has no session configuration {c.configuration!r}",
+            f"register it on the host (Register-PSSessionConfiguration -Name {c.configuration} "
+            "-RunAsVirtualAccount, run as an administrator), or remove configuration= from "
+            "the host URI",
+            str(exc),
+        )
     if isinstance(exc, AuthenticationError) or "SSL" in type(exc).__name__:
         return HostUntrusted(
             "E_HYPERV_AUTH",
