@@ -14,6 +14,14 @@ from pathlib import Path
 from whimbrel.errors import InvalidInput
 
 DEFAULT_PORT = 8470
+DEFAULT_BOOT_DIR = "/srv/whimbrel/guest"
+
+
+def boot_dir() -> str:
+    """Where on the hosts the kernels and initrds a VM may boot directly live
+    (``$WHIMBREL_BOOT_DIR``): a path elsewhere would have the host's QEMU read, and
+    libvirt relabel, any file of the host's."""
+    return os.path.normpath(os.environ.get("WHIMBREL_BOOT_DIR", DEFAULT_BOOT_DIR))
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,7 @@ def test_failover_stops_when_the_heartbeat_moves_before_fencing(
     tmp_path: Path,
 ) -> None:
     f = _ha_fleet(hosts, fleet, tmp_path / "hb")
-    hosts.ok("POST", "/hosts/f1/fence", {"agent": "lab", "options": {"namespace": "nosuch"}})
+    hosts.ok("POST", "/hosts/f1/fence", {"agent": "lab", "options": {"namespace": "wbnosuch-f1"}})
     fleet.hosts["f1"].up = False
     f.step(1)
     # As if the watch had judged it lost on a sequence that has moved on since.
@@ -356,6 +356,6 @@ def test_fence_settings_are_checked_and_masked(hosts: Api) -> None:
     ):
         assert hosts.error("POST", "/hosts/f1/fence", body)[1] == code
     assert hosts.call("GET", "/hosts/f1/fence").json() == {"agent": "", "options": {}}
-    hosts.ok("POST", "/hosts/f1/fence", {"agent": "lab", "options": {"namespace": "x"}})
+    hosts.ok("POST", "/hosts/f1/fence", {"agent": "lab", "options": {"namespace": "wbx-f1"}})
     assert hosts.call("GET", "/hosts/f1/fence").json()["agent"] == "lab"
     assert hosts.error("POST", "/hosts/f1/fence/confirm")[1] == "E_HOST_CONNECTED"

@@ -42,3 +42,23 @@ def test_unknown_database_url_is_refused() -> None:
     with pytest.raises(InvalidInput) as info:
         make_engine("mysql://x/y")
     assert info.value.code == "E_INVALID_DB_URL"
+
+
+def test_the_store_file_is_its_owners_alone(tmp_path: Path) -> None:
+    """It holds host and fence credentials: 0600 in a 0700 directory, whatever the umask."""
+    import os
+
+    from whimbrel.store.db import make_engine
+
+    old = os.umask(0o022)
+    try:
+        engine = make_engine(f"sqlite:///{tmp_path}/home/whimbrel.db")
+        with engine.connect() as c:
+            c.exec_driver_sql("CREATE TABLE t (x)")
+            c.commit()
+        engine.dispose()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "home").stat().st_mode & 0o777 == 0o700
+    for f in (tmp_path / "home").iterdir():
+        assert f.stat().st_mode & 0o777 == 0o600, f

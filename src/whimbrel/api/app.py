@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from whimbrel import __version__
 from whimbrel.api.failover import add_routes as failover_routes
+from whimbrel.api.guard import RequestGuard
 from whimbrel.api.ha import add_routes as ha_routes
 from whimbrel.api.lists import add_routes as list_routes
 from whimbrel.api.maintenance import add_routes as maintenance_routes
@@ -109,6 +110,7 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
             manager.stop()
 
     app = FastAPI(title="Whimbrel", version=__version__, lifespan=lifespan)
+    app.add_middleware(RequestGuard, token=lambda: manager.token)
 
     @app.exception_handler(WhimbrelError)
     async def whimbrel_error(_req: Request, exc: WhimbrelError) -> JSONResponse:

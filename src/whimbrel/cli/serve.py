@@ -48,7 +48,7 @@ def serve(
         if _healthy(url):
             out.print(f"manager already running at {url}")
             return
-        s.home.mkdir(parents=True, exist_ok=True)
+        s.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         log = open(s.log_file, "ab")  # noqa: SIM115 - handed to the daemon
         proc = subprocess.Popen(
             [

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from whimbrel.errors import InvalidInput
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 HEARTBEAT_CHANNEL = "org.whimbrel.heartbeat.0"
 
 
@@ -30,7 +30,7 @@ ACTIVE = frozenset({VmState.RUNNING, VmState.PAUSED})
 
 def check_name(kind: str, name: str) -> str:
     """Names become libvirt domain and file names: keep them portable."""
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):  # match() would let a trailing newline through
         raise InvalidInput(
             f"E_INVALID_{kind.upper()}_NAME",
             f"{kind} name {name!r} is not allowed",

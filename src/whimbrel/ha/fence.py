@@ -7,12 +7,15 @@ failover first fences the host: an agent switches it off and confirms it is
 off, and that confirmation is what proves the host dead.
 
 Agents:
-* ``lab``: a lab host's power is its network namespace; the agent SIGKILLs
-  every process in it and checks that none is left.
+* ``lab``: a lab host's power is its network namespace (``wb<lab>-<host>``, that
+  host's own and no other); the agent SIGKILLs every process in it and checks that none
+  is left.
 * ``fence_*``: the agents of Debian's ``fence-agents`` package
-  (``fence_ipmilan``, ``fence_redfish``, ...), given their options on stdin
-  (``name=value`` lines, so passwords never show in a process list), asked to
-  power off and then for the status, which must say OFF.
+  (``fence_ipmilan``, ``fence_redfish``, ...), run from its directory and no other
+  (``$WHIMBREL_FENCE_AGENT_DIR``, ``/usr/sbin``), with only the options the agent's own
+  metadata documents, never one that names a program to run (``*_path``) or weakens TLS;
+  given their options on stdin (``name=value`` lines, so passwords never show in a
+  process list), asked to power off and then for the status, which must say OFF.
 """
 
 from __future__ import annotations
@@ -20,17 +23,28 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from whimbrel.errors import HostUnreachable, InvalidInput
 from whimbrel.lab import netns
 
 AGENT_NAME = re.compile(r"fence_[a-z0-9_]+")
+# Options that run another program or switch a check off, whatever the agent documents.
+REFUSED_OPTION = re.compile(r".*_path|ssl_insecure|action")
+
+
+def agent_dir() -> Path:
+    return Path(os.environ.get("WHIMBREL_FENCE_AGENT_DIR", "/usr/sbin"))
+
+
+def lab_namespace(host: str) -> re.Pattern[str]:
+    return re.compile(r"wb[a-z0-9]+-" + re.escape(host))
 
 
 @dataclass(frozen=True)
@@ -92,7 +106,11 @@ class CommandFence:
         text = "".join(f"{k}={v}\n" for k, v in {**self.options, "action": action}.items())
         try:
             r = subprocess.run(
-                [self.agent], input=text, capture_output=True, text=True, timeout=self.timeout_s
+                [str(agent_dir() / self.agent)],
+                input=text,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout_s,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise _failed(host, self.agent, f"{action}: {exc}") from exc
@@ -109,17 +127,20 @@ class CommandFence:
 
 
 def check_config(host: str, config: dict[str, Any]) -> None:
-    """Refuse an agent that cannot work here, before it is needed."""
+    """Refuse an agent that cannot work here, or options it does not document, before it
+    is needed."""
     agent = str(config.get("agent", ""))
     options = config.get("options", {})
     if not isinstance(options, dict):
         raise InvalidInput("E_FENCE_INVALID", "fence options must be name=value pairs", "")
     if agent == "lab":
-        if "namespace" not in options:
+        ns = str(options.get("namespace", ""))
+        if set(options) != {"namespace"} or not lab_namespace(host).fullmatch(ns):
             raise InvalidInput(
                 "E_FENCE_INVALID",
-                f"the lab agent of host {host} needs its namespace",
-                "give --option namespace=NAME (lab enroll does it for you)",
+                f"the lab agent of host {host} takes one option, the namespace of that lab "
+                f"host (wbLAB-{host}); given {sorted(options)} {ns!r}",
+                "'whimbrel lab up' sets it for you; the lab agent is for lab hosts only",
             )
         return
     if not AGENT_NAME.fullmatch(agent):
@@ -128,12 +149,42 @@ def check_config(host: str, config: dict[str, Any]) -> None:
             f"{agent!r} is not a fence agent",
             "use 'lab' or an agent of the fence-agents package, such as fence_ipmilan",
         )
-    if shutil.which(agent) is None:
+    program = agent_dir() / agent
+    if not os.access(program, os.X_OK):
         raise InvalidInput(
             "E_FENCE_AGENT_MISSING",
-            f"fence agent {agent} is not installed on the manager's machine",
+            f"fence agent {agent} is not installed in {agent_dir()} on the manager's machine",
             "install Debian's fence-agents package (apt install fence-agents)",
         )
+    documented = _documented(program)
+    for name in options:
+        if REFUSED_OPTION.fullmatch(str(name)) or str(name) not in documented:
+            raise InvalidInput(
+                "E_FENCE_OPTION_REFUSED",
+                f"{agent} option {name!r} is refused: "
+                + (
+                    "it names a program to run or weakens a check"
+                    if REFUSED_OPTION.fullmatch(str(name))
+                    else "the agent does not document it"
+                ),
+                f"use the options '{agent} -o metadata' lists, such as ip, username, password",
+            )
+
+
+def _documented(program: Path) -> set[str]:
+    """The parameter names of the agent's own metadata (``-o metadata``, XML)."""
+    try:
+        r = subprocess.run(
+            [str(program), "-o", "metadata"], capture_output=True, text=True, timeout=30
+        )
+        root = ET.fromstring(r.stdout)
+    except (OSError, subprocess.TimeoutExpired, ET.ParseError) as exc:
+        raise InvalidInput(
+            "E_FENCE_AGENT_MISSING",
+            f"fence agent {program.name} gave no metadata ({exc})",
+            "reinstall Debian's fence-agents package",
+        ) from exc
+    return {p.get("name", "") for p in root.iter("parameter")} - {""}
 
 
 def agent_for(config: dict[str, Any]) -> FenceAgent | None:
@@ -148,6 +199,8 @@ def agent_for(config: dict[str, Any]) -> FenceAgent | None:
 
 
 def fence(host: str, config: dict[str, Any]) -> Fenced:
+    if config.get("agent"):
+        check_config(host, config)  # settings stored before a rule existed obey it too
     agent = agent_for(config)
     if agent is None:
         raise HostUnreachable(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def private_file(path: Path) -> None:
+    """The store holds host and fence credentials: its directory 0700 when Whimbrel makes
+    it, the file 0600 (SQLite gives its -wal and -shm files the same mode)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
 def make_engine(url: str, connections: int = 0) -> Engine:
     """The store's engine; ``connections``: a small pool of that size, for a loop that
     must not queue behind the job workers (0: the pool of the API and the workers)."""
@@ -33,7 +43,7 @@ def make_engine(url: str, connections: int = 0) -> Engine:
         path = url.split("///", 1)[-1]
         pool: dict[str, int] = {}
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(path))
             # A connection for each job worker, the API's threads and the manager's loops.
             pool = {"pool_size": connections or 24, "max_overflow": 0 if connections else 24}
         engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)

@@ -33,6 +33,7 @@ from whimbrel.drivers.hyperv.scripts import Script
 from whimbrel.errors import HostUnreachable, HostUntrusted, HypervisorError, InvalidInput
 
 AUTHS = ("negotiate", "kerberos", "credssp", "certificate")
+_OPTIONS = {"auth", "user", "password_file", "ca", "cert", "key", "configuration"}
 _CONFIGURATION = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
 
 
@@ -67,6 +68,13 @@ def parse_uri(uri: str) -> Connection:
     u = urlsplit(uri)
     q = {k: v[-1] for k, v in parse_qs(u.query).items()}
     auth = q.get("auth", "kerberos")
+    unknown = sorted(set(q) - _OPTIONS)
+    if unknown:
+        raise InvalidInput(
+            "E_HOST_URI_OPTION_REFUSED",
+            f"{uri!r} has options Whimbrel does not know: {', '.join(unknown)}",
+            "use only " + ", ".join(sorted(_OPTIONS)),
+        )
     if u.scheme != "hyperv" or not u.hostname or auth not in AUTHS:
         raise InvalidInput(
             "E_INVALID_HOST_URI",

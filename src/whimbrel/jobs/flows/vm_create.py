@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import uuid as uuidlib
 from dataclasses import replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from whimbrel.config import boot_dir
 from whimbrel.connections import ConnectionPool
 from whimbrel.domain.vm import VmState, check_name
 from whimbrel.errors import InsufficientResources, InvalidInput, WrongState, already_exists
@@ -118,6 +120,8 @@ class VmCreate(Flow):
                 f"host {op.host} is in maintenance mode and takes no new VMs",
                 f"choose another host, or end maintenance on {op.host}",
             )
+        for what, path in (("kernel", op.kernel), ("initrd", op.initrd)):
+            check_boot_file(what, path)
         check_memory(conns, host, op.memory_mib)
         if op.ha:
             check_new_ha(s, op, host)
@@ -211,3 +215,18 @@ class VmCreate(Flow):
         if op.start:
             steps.append(start_step(op.name, op.host))
         return steps
+
+
+def check_boot_file(what: str, path: str) -> None:
+    """A directly booted kernel or initrd only from the hosts' boot directory."""
+    if not path:
+        return
+    root = boot_dir()
+    norm = os.path.normpath(path)
+    if not os.path.isabs(path) or norm != path or not norm.startswith(root + os.sep):
+        raise InvalidInput(
+            "E_BOOT_FILE_REFUSED",
+            f"{what} {path!r} is not a file of the hosts' boot directory {root}",
+            f"put the {what} in {root} on the hosts and give its full path there "
+            "(WHIMBREL_BOOT_DIR names another directory)",
+        )
