@@ -20,7 +20,8 @@ from whimbrel.domain.migration import (
     Performance,
     Policy,
 )
-from whimbrel.errors import HypervisorError, Stranded
+from whimbrel.domain.vm import DomainInfo, VmState
+from whimbrel.errors import HypervisorError, NotFound, Stranded
 from whimbrel.jobs import live
 from whimbrel.jobs.live import LiveMigration
 
@@ -39,6 +40,8 @@ class Copy:
         self.end = threading.Event()
         self.fail: Exception | None = None  # how the running copy ends, when it does
         self.resumes: list[Exception | None] = []  # each resume's outcome, in turn
+        self.seen: dict[str, float] = {}  # lifecycle event → when the host last pushed it
+        self.state: VmState | None = VmState.PAUSED  # None: the source let the VM go
 
     def migrate(self, name: str, req: MigrationRequest, auto_converge: bool) -> None:
         self.end.wait(10)
@@ -65,8 +68,32 @@ class Copy:
     def abort_migration(self, name: str) -> None:
         self.calls.append("abort")
 
+    def last_event(self, name: str, kind: str) -> float | None:
+        return self.seen.get(kind)
+
+    def domain(self, name: str) -> DomainInfo:
+        if self.state is None:
+            raise NotFound("E_DOMAIN_NOT_FOUND", "no such domain", "")
+        return DomainInfo(name, "u", self.state, 256, 1)
+
 
 class Dest:
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+        self.state: VmState | None = VmState.PAUSED  # waits for its pages; None: gone
+        self.pauses = 0
+
+    def pause_postcopy(self, name: str) -> None:
+        self.pauses += 1
+
+    def domain(self, name: str) -> DomainInfo:
+        if self.state is None:
+            raise NotFound("E_DOMAIN_NOT_FOUND", "no such domain", "")
+        return DomainInfo(name, "u", self.state, 256, 1)
+
+    def last_event(self, name: str, kind: str) -> float | None:
+        return self.seen.get(kind)
+
     def migration_result(self, name: str, strategy: list[str]) -> MigrationResult:
         return MigrationResult(0, 0, 0, 0, 0, strategy)  # libvirt's after a post-copy
 
@@ -89,12 +116,16 @@ def quick(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(live, "POSTCOPY_STALL_S", 0.2)
     monkeypatch.setattr(live, "POSTCOPY_RECOVER_S", 1.0)
     monkeypatch.setattr(live, "POSTCOPY_RETRY_S", 0.01)
+    monkeypatch.setattr(live, "EVENT_WAIT_S", 0.05)
 
 
-def loop(src: Copy, policy: Policy, dirty: int, ctx: Ctx | None = None) -> LiveMigration:
+def loop(
+    src: Copy, policy: Policy, dirty: int, ctx: Ctx | None = None, dst: Dest | None = None
+) -> LiveMigration:
     req = MigrationRequest("qemu+tls://h2/system", "", Auth.PEER, Performance.TCP, policy=policy)
     pred = predict(MEM, dirty, 48 * MIB, "measured", policy)
-    return LiveMigration(ctx or Ctx(), src, Dest(), "vm1", req, pred, MEM)  # type: ignore[arg-type]
+    dest = dst or Dest()
+    return LiveMigration(ctx or Ctx(), src, dest, "vm1", req, pred, MEM)  # type: ignore[arg-type]
 
 
 def passes(src: Copy, *figures: dict[str, int]) -> None:
@@ -124,6 +155,26 @@ def test_predicted_post_copy_switches_once_the_first_pass_is_sent() -> None:
     assert r.memory_bytes == MEM and r.iterations == 2 and r.total_ms > 0
 
 
+@pytest.mark.parametrize("events", [True, False])
+def test_after_a_post_copy_the_downtime_is_the_guests_pause_by_the_hosts_events(
+    events: bool,
+) -> None:
+    src, dst = Copy(), Dest()
+    mig = loop(src, Policy(postcopy=True), 64 * MIB, dst=dst)
+    if events:  # stopped on the source, running on the destination 70 ms later
+        src.seen["suspended"] = time.time() + 0.02
+        dst.seen["resumed"] = src.seen["suspended"] + 0.07
+    else:  # an event from an older move does not count
+        src.seen["suspended"], dst.seen["resumed"] = time.time() - 60, time.time() - 59
+    last = {"iteration": 2, "memory_processed": MEM, "downtime_ms": 1200}
+    r = run(mig, src, {"iteration": 1}, last)
+    if events:
+        assert r.downtime_ms == 70
+        assert "downtime from the hosts' events (libvirt's 1200 ms)" in r.strategy
+    else:
+        assert r.downtime_ms == 1200  # libvirt's figure stands when the events say nothing
+
+
 def test_without_post_copy_a_stalled_copy_raises_the_downtime_instead() -> None:
     src = Copy()
     mig = loop(src, Policy(), -1)
@@ -146,9 +197,21 @@ def test_a_post_copy_that_stops_moving_is_paused_and_resumed() -> None:
     mig = loop(src, Policy(postcopy=True), 64 * MIB)
     src.stats = MigrationStats(active=True, iteration=2, memory_processed=MEM // 2)
     r = mig.run()  # nothing moves: the loop pauses it, then resumes it
-    assert src.calls == ["post-copy", "pause", "resume", "resume"]
+    assert src.calls == ["post-copy", "pause", "pause", "resume", "pause", "resume"]
+    assert mig.dst.pauses == 3  # type: ignore[attr-defined]  # the destination's too
     assert "post-copy broke; resumed after 2 tries" in r.strategy
     assert "post-copy recovery" in mig.ctx.phases  # type: ignore[attr-defined]
+
+
+def test_a_post_copy_that_ended_while_it_looked_broken_is_not_resumed() -> None:
+    """Observe, then act: the source let the VM go and the destination runs it."""
+    src, dst = Copy(), Dest()
+    src.fail = HypervisorError("E_MIGRATION_FAILED", "Domain not found", "")
+    src.state, dst.state = None, VmState.RUNNING
+    mig = loop(src, Policy(postcopy=True), 64 * MIB, dst=dst)
+    r = run(mig, src, {"iteration": 1}, {"iteration": 2, "memory_processed": MEM})
+    assert "resume" not in src.calls
+    assert r.strategy[-1].startswith("post-copy ended on its own after it broke (Domain not")
 
 
 def test_a_post_copy_that_cannot_be_resumed_strands_the_job_saying_where_the_vm_is() -> None:
@@ -161,6 +224,21 @@ def test_a_post_copy_that_cannot_be_resumed_strands_the_job_saying_where_the_vm_
     assert e.value.code == "E_MIGRATION_POSTCOPY_FAILED"
     assert "paused on the destination" in e.value.cause and "no route to host" in e.value.cause
     assert "--postcopy-resume vm1 qemu+tls://h2/system" in e.value.fix
+
+
+def test_a_destination_that_lost_the_vm_strands_the_job_at_once_saying_so() -> None:
+    """QEMU on the destination exits when the stream breaks before the switch-over package
+    is loaded: nothing is left to resume, and the job says where the VM is."""
+    src, dst = Copy(), Dest()
+    src.fail = HypervisorError("E_MIGRATION_FAILED", "qemu unexpectedly closed the monitor", "")
+    src.resumes = [None] * 10
+    dst.state = None
+    mig = loop(src, Policy(postcopy=True), 64 * MIB, dst=dst)
+    with pytest.raises(Stranded) as e:
+        run(mig, src, {"iteration": 1}, {"iteration": 2})
+    assert e.value.code == "E_MIGRATION_POSTCOPY_LOST" and "resume" not in src.calls
+    assert "paused on the source" in e.value.cause
+    assert "virsh -c qemu+tls://h1/system destroy vm1" in e.value.fix
 
 
 def test_a_cancel_in_post_copy_aborts_nothing() -> None:

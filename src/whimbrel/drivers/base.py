@@ -99,6 +99,11 @@ class HostDriver(Protocol):
         """Lifecycle events the host pushed since the last call (each given once)."""
         ...
 
+    def last_event(self, name: str, kind: str) -> float | None:
+        """When (wall clock, this process's) the host last pushed a ``kind`` event of the
+        domain, whoever drained the queue; None if it never did or pushes none."""
+        ...
+
     # -- migration: small calls, the manager's flow owns the control loop ------
 
     def relocate_disks(self, name: str, paths: dict[str, str]) -> None:

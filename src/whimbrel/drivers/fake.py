@@ -72,9 +72,11 @@ class FakeHostState:
     refuse_incoming: set[str] = field(default_factory=set)
     domains: dict[str, _Domain] = field(default_factory=dict)
     events: deque[DomainEvent] = field(default_factory=deque)
+    last: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def emit(self, name: str, kind: str) -> None:
         self.events.append(DomainEvent(name, kind, time.time()))
+        self.last[(name, kind)] = time.time()
 
 
 class FakeFleet:
@@ -304,6 +306,9 @@ class FakeHost(ManagerIsTheCluster):
         while self.h.events:
             out.append(self.h.events.popleft())
         return out
+
+    def last_event(self, name: str, kind: str) -> float | None:
+        return self.h.last.get((name, kind))
 
     # -- migration: instantaneous, with the same refusals as the real thing -----
 

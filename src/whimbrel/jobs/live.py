@@ -22,8 +22,9 @@ from whimbrel.domain.migration import (
     MigrationStats,
     OnTimeout,
 )
+from whimbrel.domain.vm import ACTIVE, VmState
 from whimbrel.drivers.base import HostDriver
-from whimbrel.errors import Cancelled, Stranded, WhimbrelError, WrongState
+from whimbrel.errors import Cancelled, NotFound, Stranded, WhimbrelError, WrongState
 from whimbrel.jobs.step import JobContext
 
 POLL_S = 0.25
@@ -33,6 +34,7 @@ POSTCOPY_STALL_S = 5.0
 # How long a paused post-copy is tried again before the job hands it to the administrator.
 POSTCOPY_RECOVER_S = 120.0
 POSTCOPY_RETRY_S = 2.0
+EVENT_WAIT_S = 2.0  # for the destination's "resumed" event after a post-copy
 # The dirty rate last seen per VM (by a sample or during its last migration):
 # reused for RECENT_S so that a VM moved again soon does not wait for a new
 # one-second sample.
@@ -106,7 +108,7 @@ class LiveMigration:
     def run(self) -> MigrationResult:
         req = replace(self.req, policy=replace(self.req.policy, downtime_ms=self.downtime))
         copy = _Copy(lambda: self.src.migrate(self.name, req, self.pred.auto_converge))
-        t0 = time.monotonic()
+        t0, wall0 = time.monotonic(), time.time()
         copy.start()
         cancelled = timed_out = False
         while copy.is_alive():
@@ -160,8 +162,7 @@ class LiveMigration:
         result = self.dst.migration_result(self.name, self.strategy)
         if self.switched and result.total_ms == 0 and self.last is not None:
             # libvirt keeps no completed figures of a post-copy on the destination: the
-            # source's last ones stand (its downtime is from the guest's stop on the
-            # source to the switch-over package sent).
+            # source's last ones stand.
             result = replace(
                 result,
                 total_ms=int((time.monotonic() - t0) * 1000),
@@ -169,7 +170,25 @@ class LiveMigration:
                 memory_bytes=self.last.memory_processed,
                 iterations=self.last.iteration,
             )
+        if self.switched:
+            result = self._paused(result, wall0)
         return result
+
+    def _paused(self, result: MigrationResult, since: float) -> MigrationResult:
+        """After a post-copy, libvirt's downtime runs from the guest's stop to the moment the
+        switch-over package has crossed the link; the guest was paused only from its stop on
+        the source to its run on the destination, which the hosts' events tell."""
+        deadline = time.monotonic() + EVENT_WAIT_S
+        while True:
+            stop = self.src.last_event(self.name, "suspended")
+            go = self.dst.last_event(self.name, "resumed")
+            if stop is not None and go is not None and since <= stop <= go:
+                pause = round((go - stop) * 1000)
+                note = f"downtime from the hosts' events (libvirt's {result.downtime_ms} ms)"
+                return replace(result, downtime_ms=pause, strategy=[*result.strategy, note])
+            if time.monotonic() > deadline:
+                return result  # the events did not come: libvirt's figure stands
+            time.sleep(0.05)
 
     def _switch(self, why: str) -> None:
         self.src.tune_migration(self.name, postcopy=True)
@@ -184,8 +203,7 @@ class LiveMigration:
             self.moved_at = (st.memory_processed, time.monotonic())
         elif time.monotonic() - since > POSTCOPY_STALL_S:
             self.moved_at = (sent, time.monotonic())
-            with contextlib.suppress(WhimbrelError):  # it may have failed on its own
-                self.src.pause_postcopy(self.name)
+            self._pause_both()
             self.strategy.append(f"post-copy sent nothing for {POSTCOPY_STALL_S:.0f} s: paused")
 
     def _recover(self, error: BaseException, req: MigrationRequest) -> None:
@@ -197,6 +215,14 @@ class LiveMigration:
         deadline = time.monotonic() + POSTCOPY_RECOVER_S
         tries = 0
         while time.monotonic() < deadline:
+            if self._ended():
+                self.strategy.append(
+                    f"post-copy ended on its own after it broke ({why}): the source let the "
+                    "VM go and the destination runs it"
+                )
+                return
+            self._check_destination(why, error)
+            self._pause_both()  # a side that has not seen the break yet refuses to resume
             tries += 1
             self.ctx.step_progress(
                 0.99,
@@ -215,8 +241,8 @@ class LiveMigration:
         raise Stranded(
             "E_MIGRATION_POSTCOPY_FAILED",
             f"the post-copy of VM {self.name} broke and could not be resumed for "
-            f"{POSTCOPY_RECOVER_S:.0f} s ({why}): the VM is paused on the destination and part "
-            "of its memory is still on the source only",
+            f"{POSTCOPY_RECOVER_S:.0f} s ({why}): the VM is paused on the destination "
+            f"{self.req.dest_uri} and part of its memory is still on the source only",
             "keep both hosts and their libvirt up (powering either off loses the VM's state), "
             "mend the migration link between them, then resume the copy with the move's own "
             f"flags: 'virsh -c {self.src.uri} migrate --live --p2p --postcopy --postcopy-resume "
@@ -224,6 +250,50 @@ class LiveMigration:
             "'whimbrel host refresh' then records where it runs",
             str(error),
         ) from error
+
+    def _pause_both(self) -> None:
+        """Pause the post-copy on both hosts: a cut link breaks it for each side only when
+        its TCP gives up, and a resume needs both sides paused."""
+        for host in (self.src, self.dst):
+            with contextlib.suppress(WhimbrelError):  # paused or failed on its own already
+                host.pause_postcopy(self.name)
+
+    def _check_destination(self, why: str, error: BaseException) -> None:
+        """A destination that lost the VM (its QEMU exited, as QEMU does when the stream
+        breaks before the switch-over package is loaded) leaves nothing to resume."""
+        try:
+            self.dst.domain(self.name)
+            return
+        except NotFound:
+            pass
+        except WhimbrelError:
+            return  # the destination cannot say: keep trying
+        dest = self.req.dest_uri
+        raise Stranded(
+            "E_MIGRATION_POSTCOPY_LOST",
+            f"the post-copy of VM {self.name} broke ({why}) and the destination {dest} no "
+            "longer has the VM (its QEMU exited); the VM is paused on the source in 'post-copy "
+            "failed' and cannot go on there, since it may have run on the destination",
+            f"power it off on the source ('virsh -c {self.src.uri} destroy {self.name}') and "
+            f"start it again ('whimbrel vm start {self.name}'): its memory state is lost, "
+            "its disks are intact, as after a host failure",
+            str(error),
+        ) from error
+
+    def _ended(self) -> bool:
+        """Whether the hosts say the post-copy is over: the source no longer runs or holds
+        the VM (QEMU lets it go only once every page is sent), the destination runs it."""
+        try:
+            if self.src.domain(self.name).state in ACTIVE:
+                return False
+        except NotFound:
+            pass
+        except WhimbrelError:
+            return False  # the source cannot say: not over for all we know
+        try:
+            return self.dst.domain(self.name).state == VmState.RUNNING
+        except WhimbrelError:
+            return False
 
     def _stats(self) -> MigrationStats | None:
         try:

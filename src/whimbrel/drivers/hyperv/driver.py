@@ -248,6 +248,9 @@ class HyperVHost:
         """Whimbrel's heartbeat channel is the lab guest's; Hyper-V guests have none."""
         return None
 
+    def last_event(self, name: str, kind: str) -> float | None:
+        return None  # no events over WinRM (see events)
+
     def events(self) -> list[DomainEvent]:
         """Hyper-V pushes nothing over WinRM (its WMI events need a DCOM sink on the
         manager's side): the monitor's poll of every host sees the changes instead."""

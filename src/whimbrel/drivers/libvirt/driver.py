@@ -77,6 +77,7 @@ class LibvirtHost(MigrationOps, ManagerIsTheCluster):
     def __init__(self, conn: libvirt.virConnect, uri: str, pki_dir: Path | None = None):
         super().__init__(conn, uri, pki_dir)
         self._events: deque[DomainEvent] = deque(maxlen=10_000)
+        self._last: dict[tuple[str, str], float] = {}
         self._callback = conn.domainEventRegisterAny(
             None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
         )
@@ -84,13 +85,18 @@ class LibvirtHost(MigrationOps, ManagerIsTheCluster):
     def _on_lifecycle(self, _c: Any, dom: Any, event: int, _detail: int, _o: Any) -> None:
         # Runs on libvirt's event thread: only queue, never call back into libvirt here.
         kind = _EVENTS[event] if 0 <= event < len(_EVENTS) else f"event-{event}"
-        self._events.append(DomainEvent(dom.name(), kind, time.time()))
+        e = DomainEvent(dom.name(), kind, time.time())
+        self._events.append(e)
+        self._last[(e.name, kind)] = e.at
 
     def events(self) -> list[DomainEvent]:
         out = []
         while self._events:
             out.append(self._events.popleft())
         return out
+
+    def last_event(self, name: str, kind: str) -> float | None:
+        return self._last.get((name, kind))
 
     @classmethod
     def open(cls, uri: str, pki_dir: Path | None = None) -> LibvirtHost:

@@ -147,7 +147,10 @@ def _params(req: MigrationRequest, auto_converge: bool) -> dict[str, Any]:
     if req.copy_disks:
         p[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = [d.target for d in req.copy_disks]
     if req.policy.bandwidth_mib_s:
+        # The limit is the administrator's for the whole move: post-copy has its own.
         p[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = req.policy.bandwidth_mib_s
+        if req.policy.postcopy:
+            p[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY] = req.policy.bandwidth_mib_s
     if auto_converge:
         # Faster than QEMU's 20 % then +10 %: QEMU 7.2 needed 99 % throttle to end
         # a heavy copy, and reaching it slowly only lengthens the copy.
