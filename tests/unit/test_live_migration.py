@@ -203,6 +203,18 @@ def test_a_post_copy_that_stops_moving_is_paused_and_resumed() -> None:
     assert "post-copy recovery" in mig.ctx.phases  # type: ignore[attr-defined]
 
 
+def test_a_paused_post_copy_whose_call_hangs_is_resumed_all_the_same() -> None:
+    """libvirt's migrate call can stay blocked on the dead link after the pause."""
+    src = Copy()
+    src.resumes = [None]
+    src.pause_postcopy = lambda name: src.calls.append("pause")  # type: ignore[method-assign]
+    mig = loop(src, Policy(postcopy=True), 64 * MIB)
+    src.stats = MigrationStats(active=True, iteration=2, memory_processed=MEM // 2)
+    r = mig.run()
+    src.end.set()
+    assert src.calls[-1] == "resume" and "post-copy broke; resumed after 1 tries" in r.strategy
+
+
 def test_a_post_copy_that_ended_while_it_looked_broken_is_not_resumed() -> None:
     """Observe, then act: the source let the VM go and the destination runs it."""
     src, dst = Copy(), Dest()

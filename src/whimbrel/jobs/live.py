@@ -103,6 +103,7 @@ class LiveMigration:
         self.forced = False
         self.switched = False  # in post-copy: the VM runs on the destination
         self.moved_at = (0, 0.0)  # memory sent, and when it last grew, in post-copy
+        self.paused_at = 0.0  # when the loop last paused a stalled post-copy
         self.last: MigrationStats | None = None  # the source's last figures
 
     def run(self) -> MigrationResult:
@@ -119,6 +120,8 @@ class LiveMigration:
                 cancelled = True  # in post-copy the source no longer has the VM to keep
                 self.src.abort_migration(self.name)
                 continue
+            if self.paused_at and time.monotonic() - self.paused_at > POSTCOPY_STALL_S:
+                break  # paused, and its call still waits on the dead link: recover now
             stats = self._stats()
             if stats is None or not stats.active:
                 continue
@@ -133,8 +136,9 @@ class LiveMigration:
                 timed_out = self._on_timeout()
                 continue
             self._converge(stats)
-        if copy.error is not None and self.switched:
-            self._recover(copy.error, req)
+        if self.switched and (copy.error is not None or copy.is_alive()):
+            stuck = WrongState("E_MIGRATION_FAILED", "the paused post-copy's call hung", "")
+            self._recover(copy.error or stuck, req)
         elif copy.error is not None:
             if self.forced:  # paused to force the end, which failed: let it run again
                 with contextlib.suppress(WhimbrelError):
@@ -204,6 +208,7 @@ class LiveMigration:
         elif time.monotonic() - since > POSTCOPY_STALL_S:
             self.moved_at = (sent, time.monotonic())
             self._pause_both()
+            self.paused_at = time.monotonic()
             self.strategy.append(f"post-copy sent nothing for {POSTCOPY_STALL_S:.0f} s: paused")
 
     def _recover(self, error: BaseException, req: MigrationRequest) -> None:
@@ -230,14 +235,12 @@ class LiveMigration:
                 f"post-copy broke ({why}); the VM waits paused on the destination; "
                 f"resuming it, try {tries}",
             )
-            try:
-                self.src.resume_postcopy(self.name, req)
-            except WhimbrelError as exc:
-                why = exc.cause
-                time.sleep(POSTCOPY_RETRY_S)
-                continue
-            self.strategy.append(f"post-copy broke; resumed after {tries} tries")
-            return
+            failed = self._attempt(req, deadline)
+            if failed is None:
+                self.strategy.append(f"post-copy broke; resumed after {tries} tries")
+                return
+            why = failed.cause if isinstance(failed, WhimbrelError) else str(failed)
+            time.sleep(POSTCOPY_RETRY_S)
         raise Stranded(
             "E_MIGRATION_POSTCOPY_FAILED",
             f"the post-copy of VM {self.name} broke and could not be resumed for "
@@ -250,6 +253,26 @@ class LiveMigration:
             "'whimbrel host refresh' then records where it runs",
             str(error),
         ) from error
+
+    def _attempt(self, req: MigrationRequest, deadline: float) -> BaseException | None:
+        """One resume, watched as the copy was: a resume blocks until the post-copy ends, and
+        one that moves nothing is paused again rather than left waiting on a dead link."""
+        attempt = _Copy(lambda: self.src.resume_postcopy(self.name, req))
+        self.moved_at = (self.last.memory_processed if self.last else 0, time.monotonic())
+        self.paused_at = 0.0
+        attempt.start()
+        while attempt.is_alive() and time.monotonic() < deadline:
+            attempt.join(POLL_S)
+            stats = self._stats()
+            if attempt.is_alive() and stats is not None and stats.active:
+                self._report(stats)
+                self.last = stats
+                self._watch_postcopy(stats)
+            if self.paused_at and time.monotonic() - self.paused_at > POSTCOPY_STALL_S:
+                break  # paused again and the call still hangs: the next try
+        if attempt.is_alive():
+            return WrongState("E_MIGRATION_POSTCOPY_FAILED", "the resume did not return", "")
+        return attempt.error
 
     def _pause_both(self) -> None:
         """Pause the post-copy on both hosts: a cut link breaks it for each side only when
