@@ -103,13 +103,15 @@ def _rogue_bundle(tmp_path: Path) -> Path:
 
 
 def test_host_with_untrusted_certificate(lab: Lab, lab_api: Api, tmp_path: Path) -> None:
-    rogue = _rogue_bundle(tmp_path)
-    uri = f"{lab.spec.host('h1').uri}?pkipath={rogue}"
+    rogue = _rogue_bundle(tmp_path)  # credentials of another CA, as a wrong CA file would be
     with pytest.raises(HostUntrusted) as info:
-        open_host(uri)
+        open_host(lab.spec.host("h1").uri, rogue)
     assert info.value.code == "E_HOST_CERT_UNTRUSTED"
-    job = lab_api.job("POST", "/hosts", {"name": "rogue", "uri": uri})
-    assert job["state"] == "Exception" and job["error"]["code"] == "E_HOST_CERT_UNTRUSTED"
+    # A host URI cannot bring credentials of its own: the manager's are the only ones.
+    uri = f"{lab.spec.host('h1').uri}?pkipath={rogue}"
+    assert lab_api.error("POST", "/hosts", {"name": "rogue", "uri": uri})[1] == (
+        "E_HOST_URI_OPTION_REFUSED"
+    )
     assert "rogue" not in [h["name"] for h in lab_api.call("GET", "/hosts").json()]
 
 
@@ -122,7 +124,7 @@ def test_host_refuses_a_client_it_does_not_trust(lab: Lab, tmp_path: Path) -> No
     ours = (lab.settings.client_pki_dir / "cacert.pem").read_bytes()
     (mixed / "cacert.pem").write_bytes(ours + (rogue / "cacert.pem").read_bytes())
     with pytest.raises(HostUntrusted) as info:
-        open_host(f"{lab.spec.host('h1').uri}?pkipath={mixed}")
+        open_host(lab.spec.host("h1").uri, mixed)
     assert info.value.code == "E_HOST_REJECTS_MANAGER"
 
 
