@@ -64,6 +64,7 @@ def test_a_host_that_does_not_answer(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     pw = tmp_path / "pw"
     pw.write_text("secret")
+    pw.chmod(0o600)
     uri = f"hyperv://127.0.0.1:{port}?auth=negotiate&user=admin&password_file={pw}"
     t = PsrpTransport(parse_uri(uri))
     with pytest.raises(WhimbrelError) as info:
@@ -71,3 +72,18 @@ def test_a_host_that_does_not_answer(tmp_path: Path) -> None:
     assert info.value.code == "E_HOST_UNREACHABLE" and "5986" not in info.value.cause
     assert "WinRM" in info.value.fix
     t.close()
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640])
+def test_a_password_file_others_can_read_is_never_sent(tmp_path: Path, mode: int) -> None:
+    """/etc/shadow (0640) named as a password file would go to the host as the password."""
+    pw = tmp_path / "pw"
+    pw.write_text("secret")
+    pw.chmod(mode)
+    for path in (pw, tmp_path):
+        uri = f"hyperv://127.0.0.1:1?auth=negotiate&user=admin&password_file={path}"
+        t = PsrpTransport(parse_uri(uri))
+        with pytest.raises(WhimbrelError) as info:
+            t.run(script("host_inventory"), {})
+        assert info.value.code == "E_SECRET_FILE_REFUSED"
+        t.close()
