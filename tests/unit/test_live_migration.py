@@ -31,7 +31,6 @@ MEM = 256 * MIB
 class Copy:
     """A source host whose migration runs until the test ends it, with figures set by it."""
 
-    has_postcopy = True
     uri = "qemu+tls://h1/system"
 
     def __init__(self) -> None:

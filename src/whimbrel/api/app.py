@@ -22,13 +22,13 @@ from sqlalchemy.orm import Session
 
 from whimbrel import __version__
 from whimbrel.api.failover import add_routes as failover_routes
-from whimbrel.api.guard import RequestGuard
+from whimbrel.api.guard import RequestGuard, token_refused
 from whimbrel.api.ha import add_routes as ha_routes
 from whimbrel.api.lists import add_routes as list_routes
 from whimbrel.api.maintenance import add_routes as maintenance_routes
 from whimbrel.api.migration import add_routes as migration_routes
 from whimbrel.api.views import cluster_view, host_view, job_view, vm_view
-from whimbrel.errors import NotFound, Unauthorized, WhimbrelError, http_status
+from whimbrel.errors import NotFound, WhimbrelError, http_status
 from whimbrel.manager import Manager
 from whimbrel.ops import (
     DiskRequest,
@@ -110,7 +110,9 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
             manager.stop()
 
     app = FastAPI(title="Whimbrel", version=__version__, lifespan=lifespan)
-    app.add_middleware(RequestGuard, token=lambda: manager.token)
+    app.add_middleware(
+        RequestGuard, token=lambda: manager.token, token_file=manager.settings.token_file
+    )
 
     @app.exception_handler(WhimbrelError)
     async def whimbrel_error(_req: Request, exc: WhimbrelError) -> JSONResponse:
@@ -129,12 +131,7 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
 
     def auth(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         if creds is None or not hmac.compare_digest(creds.credentials, manager.token):
-            raise Unauthorized(
-                "E_AUTH_TOKEN",
-                "the API token is missing or wrong",
-                "send 'Authorization: Bearer <token>' with the token in "
-                f"{manager.settings.token_file}",
-            )
+            raise token_refused(manager.settings.token_file)
 
     deps = [Depends(auth)]
 

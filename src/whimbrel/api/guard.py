@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from whimbrel.errors import InvalidInput, Unauthorized, WhimbrelError, http_status
@@ -23,8 +24,10 @@ class RequestGuard:
     """ASGI middleware: a changing request without the right token ends at 401, and a body
     over ``max_body`` at 413, both with Whimbrel's coded errors, before the body is read."""
 
-    def __init__(self, app: Any, token: Callable[[], str], max_body: int = MAX_BODY) -> None:
-        self.app, self.token, self.max_body = app, token, max_body
+    def __init__(
+        self, app: Any, token: Callable[[], str], token_file: Path, max_body: int = MAX_BODY
+    ) -> None:
+        self.app, self.token, self.token_file, self.max_body = app, token, token_file, max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -32,7 +35,7 @@ class RequestGuard:
             return
         headers = dict(scope.get("headers") or [])
         if scope["method"].encode() in _CHANGES and not self._authorized(headers):
-            await _answer(send, _unauthorized())
+            await _answer(send, token_refused(self.token_file))
             return
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
@@ -77,11 +80,12 @@ class RequestGuard:
         )
 
 
-def _unauthorized() -> WhimbrelError:
+def token_refused(token_file: Path) -> Unauthorized:
+    """The one answer to a missing or wrong token, from the guard or a route's check."""
     return Unauthorized(
         "E_AUTH_TOKEN",
         "the API token is missing or wrong",
-        "send 'Authorization: Bearer <token>' with the manager's token",
+        f"send 'Authorization: Bearer <token>' with the token in {token_file}",
     )
 
 

@@ -71,8 +71,7 @@ def prediction_for(
     else:
         dirty = src.dirty_rate(name, 1)
         _recent[name] = (time.monotonic(), dirty)
-    policy = req.policy if src.has_postcopy else replace(req.policy, postcopy=False)
-    return predict(memory_bytes, dirty, link_bps, link_source, policy)
+    return predict(memory_bytes, dirty, link_bps, link_source, req.policy)
 
 
 class LiveMigration:
@@ -90,7 +89,7 @@ class LiveMigration:
     ):
         self.ctx, self.src, self.dst, self.name, self.req = ctx, src, dst, name, req
         self.pred = prediction
-        self.postcopy = req.policy.postcopy and src.has_postcopy
+        self.postcopy = req.policy.postcopy
         # Where post-copy is allowed it ends a stalled copy instead of a longer downtime.
         ladder = [] if self.postcopy else req.policy.downtime_ladder()
         self.ladder = [d for d in ladder if d > prediction.downtime_ms]
@@ -120,13 +119,11 @@ class LiveMigration:
                 cancelled = True  # in post-copy the source no longer has the VM to keep
                 self.src.abort_migration(self.name)
                 continue
-            if self.paused_at and time.monotonic() - self.paused_at > POSTCOPY_STALL_S:
+            if self._hung():
                 break  # paused, and its call still waits on the dead link: recover now
-            stats = self._stats()
-            if stats is None or not stats.active:
+            stats = self._look()
+            if stats is None:
                 continue
-            self._report(stats)
-            self.last = stats
             if self.switched:
                 self._watch_postcopy(stats)
                 continue
@@ -160,7 +157,7 @@ class LiveMigration:
                     "migration (--quick)",
                 ) from copy.error
             raise copy.error
-        if self.forced and not self.switched:
+        if self.forced:
             self.dst.resume(self.name)  # forced by pausing: it arrived paused
         self.ctx.step_progress(1.0, "switchover", "switched over to the destination")
         result = self.dst.migration_result(self.name, self.strategy)
@@ -220,13 +217,15 @@ class LiveMigration:
         deadline = time.monotonic() + POSTCOPY_RECOVER_S
         tries = 0
         while time.monotonic() < deadline:
-            if self._ended():
+            seen = self._observe()
+            if seen == "ended":
                 self.strategy.append(
                     f"post-copy ended on its own after it broke ({why}): the source let the "
                     "VM go and the destination runs it"
                 )
                 return
-            self._check_destination(why, error)
+            if seen == "lost":
+                raise self._lost(why, error) from error
             self._pause_both()  # a side that has not seen the break yet refuses to resume
             tries += 1
             self.ctx.step_progress(
@@ -263,12 +262,10 @@ class LiveMigration:
         attempt.start()
         while attempt.is_alive() and time.monotonic() < deadline:
             attempt.join(POLL_S)
-            stats = self._stats()
-            if attempt.is_alive() and stats is not None and stats.active:
-                self._report(stats)
-                self.last = stats
+            stats = self._look() if attempt.is_alive() else None
+            if stats is not None:
                 self._watch_postcopy(stats)
-            if self.paused_at and time.monotonic() - self.paused_at > POSTCOPY_STALL_S:
+            if self._hung():
                 break  # paused again and the call still hangs: the next try
         if attempt.is_alive():
             return WrongState("E_MIGRATION_POSTCOPY_FAILED", "the resume did not return", "")
@@ -281,18 +278,28 @@ class LiveMigration:
             with contextlib.suppress(WhimbrelError):  # paused or failed on its own already
                 host.pause_postcopy(self.name)
 
-    def _check_destination(self, why: str, error: BaseException) -> None:
-        """A destination that lost the VM (its QEMU exited, as QEMU does when the stream
-        breaks before the switch-over package is loaded) leaves nothing to resume."""
+    def _observe(self) -> str:
+        """What the hosts say of a broken post-copy: "ended" (the source let the VM go, which
+        QEMU does only once every page is sent, and the destination runs it), "lost" (the
+        destination no longer has the VM: its QEMU exits when the stream breaks before the
+        switch-over package is loaded) or "broken" (resume it; also when a host cannot say)."""
         try:
-            self.dst.domain(self.name)
-            return
+            if self.dst.domain(self.name).state != VmState.RUNNING:
+                return "broken"
         except NotFound:
-            pass
+            return "lost"
         except WhimbrelError:
-            return  # the destination cannot say: keep trying
+            return "broken"
+        try:
+            return "broken" if self.src.domain(self.name).state in ACTIVE else "ended"
+        except NotFound:
+            return "ended"
+        except WhimbrelError:
+            return "broken"
+
+    def _lost(self, why: str, error: BaseException) -> Stranded:
         dest = self.req.dest_uri
-        raise Stranded(
+        return Stranded(
             "E_MIGRATION_POSTCOPY_LOST",
             f"the post-copy of VM {self.name} broke ({why}) and the destination {dest} no "
             "longer has the VM (its QEMU exited); the VM is paused on the source in 'post-copy "
@@ -301,22 +308,21 @@ class LiveMigration:
             f"start it again ('whimbrel vm start {self.name}'): its memory state is lost, "
             "its disks are intact, as after a host failure",
             str(error),
-        ) from error
+        )
 
-    def _ended(self) -> bool:
-        """Whether the hosts say the post-copy is over: the source no longer runs or holds
-        the VM (QEMU lets it go only once every page is sent), the destination runs it."""
-        try:
-            if self.src.domain(self.name).state in ACTIVE:
-                return False
-        except NotFound:
-            pass
-        except WhimbrelError:
-            return False  # the source cannot say: not over for all we know
-        try:
-            return self.dst.domain(self.name).state == VmState.RUNNING
-        except WhimbrelError:
-            return False
+    def _hung(self) -> bool:
+        """Whether the loop paused a stalled post-copy long enough ago that the call it
+        paused should have returned, and has not."""
+        return bool(self.paused_at) and time.monotonic() - self.paused_at > POSTCOPY_STALL_S
+
+    def _look(self) -> MigrationStats | None:
+        """The source's figures of the migration under way, reported and kept."""
+        stats = self._stats()
+        if stats is None or not stats.active:
+            return None
+        self._report(stats)
+        self.last = stats
+        return stats
 
     def _stats(self) -> MigrationStats | None:
         try:

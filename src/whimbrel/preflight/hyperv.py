@@ -246,7 +246,8 @@ def cluster_session(drv: HyperVHost, host: str, cmdlet: str) -> list[Finding]:
     """The cmdlet's own page: it "cannot be run remotely without CredSSP authentication on
     the server computer".  Whimbrel's session runs it on the node; in WinRM's default
     session with Kerberos or NTLM that is a remote run."""
-    if parse_uri(drv.uri).runs_on_host:
+    conn = parse_uri(drv.uri)
+    if conn.runs_on_host:
         return []
     return [
         Finding(
@@ -254,7 +255,7 @@ def cluster_session(drv: HyperVHost, host: str, cmdlet: str) -> list[Finding]:
             E,
             f"host {host}",
             f"{cmdlet} cannot run in a remote session without CredSSP, and Whimbrel "
-            f"reaches {host} with {parse_uri(drv.uri).auth} in WinRM's default session",
+            f"reaches {host} with {conn.auth} in WinRM's default session",
             "register a session configuration on every node (Register-PSSessionConfiguration "
             "-Name Whimbrel -RunAsVirtualAccount) and add configuration=Whimbrel to the hosts' "
             "URIs (remove and add the host again), or connect with auth=credssp",

@@ -68,6 +68,8 @@ def request(ctx: JobContext, op: OpVmMigrate, plan: Plan) -> MigrationRequest:
         # Post-copy needs both hosts to the end: both clusters must allow it.
         clusters = [h.cluster for h in (src, dst)]
         allowed = all(c is not None and c.postcopy == PostCopy.WHEN_NEEDED for c in clusters)
+    # ... and a hypervisor that has it (Hyper-V's moves are pre-copy only).
+    postcopy = (op.postcopy or allowed) and ctx.driver(plan.source).has_postcopy
     return MigrationRequest(
         dest_uri=dest_uri,
         address=plan.address,
@@ -82,7 +84,7 @@ def request(ctx: JobContext, op: OpVmMigrate, plan: Plan) -> MigrationRequest:
             downtime_ms=op.downtime_ms,
             max_downtime_ms=max(op.max_downtime_ms, op.downtime_ms),
             auto_converge=op.auto_converge,
-            postcopy=op.postcopy or allowed,
+            postcopy=postcopy,
             timeout_s_per_gib=op.timeout_s_per_gib,
             on_timeout=op.on_timeout,  # type: ignore[arg-type]
             bandwidth_mib_s=op.bandwidth_mib_s,
