@@ -33,10 +33,13 @@ class Settings:
     job_retention_days: float = 30.0
     # How long a replica's claims (its jobs, the leadership) outlive its silence.
     replica_lease_s: float = 10.0
+    # The API token the CLI sends ($WHIMBREL_TOKEN_FILE; default: the data directory's,
+    # where the first serve leaves the first administrator's).
+    token_path: Path | None = None
 
     @property
     def token_file(self) -> Path:
-        return self.home / "token"
+        return self.token_path or self.home / "token"
 
     @property
     def pki_dir(self) -> Path:
@@ -73,7 +76,10 @@ def load() -> Settings:
         "how many days finished jobs are kept, such as 30 (the default)",
     )
     lease = _number("WHIMBREL_REPLICA_LEASE_S", "10", 3, 300, "seconds, such as 10 (the default)")
-    return Settings(home, db_url, api_url.rstrip("/"), retention, lease)
+    token = os.environ.get("WHIMBREL_TOKEN_FILE", "")
+    return Settings(
+        home, db_url, api_url.rstrip("/"), retention, lease, Path(token) if token else None
+    )
 
 
 def _number(var: str, default: str, lo: float, hi: float, what: str) -> float:

@@ -33,12 +33,14 @@ class Category(StrEnum):
     NO_RESOURCES = "no_resources"
     ENVIRONMENT = "environment"
     UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
     INTERNAL = "internal"
 
 
 _HTTP = {
     Category.INVALID_INPUT: 400,
     Category.UNAUTHORIZED: 401,
+    Category.FORBIDDEN: 403,
     Category.NOT_FOUND: 404,
     Category.CONFLICT: 409,
     Category.WRONG_STATE: 409,
@@ -56,6 +58,7 @@ _EXIT = {
     Category.ENVIRONMENT: 7,
     Category.UNAUTHORIZED: 8,
     Category.INTERNAL: 9,
+    Category.FORBIDDEN: 10,
 }
 
 
@@ -132,6 +135,12 @@ class Unauthorized(WhimbrelError):
     category = Category.UNAUTHORIZED
 
 
+class Forbidden(WhimbrelError):
+    """Known user, but their roles do not allow this (HTTP 403)."""
+
+    category = Category.FORBIDDEN
+
+
 class Cancelled(WhimbrelError):
     """Raised by a step that stopped its work because the job was cancelled."""
 
@@ -157,6 +166,7 @@ _BY_CATEGORY: dict[Category, type[WhimbrelError]] = {
     Category.NO_RESOURCES: InsufficientResources,
     Category.ENVIRONMENT: HypervisorError,
     Category.UNAUTHORIZED: Unauthorized,
+    Category.FORBIDDEN: Forbidden,
     Category.INTERNAL: WhimbrelError,
 }
 

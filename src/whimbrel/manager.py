@@ -9,14 +9,17 @@ the leader alone watches the hosts.  On SQLite only one may run.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-import secrets
 import socket
-from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from whimbrel.access.audit import Record, append
+from whimbrel.access.policy import Principal
+from whimbrel.access.tokens import authenticate, refused
+from whimbrel.access.users import bootstrap
 from whimbrel.config import Settings
 from whimbrel.connections import ConnectionPool, Opener
 from whimbrel.domain.migration import HostMigration
@@ -32,17 +35,7 @@ from whimbrel.store.db import open_store, side_sessions
 from whimbrel.store.models import Host
 from whimbrel.store.repo import migration_settings
 
-
-def ensure_token(path: Path) -> str:
-    """The API's bearer token, created on first start, readable by its owner only."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    return token
+log = logging.getLogger(__name__)
 
 
 class Manager:
@@ -54,10 +47,17 @@ class Manager:
         monitor_period_s: float = 5.0,
         name: str = "",
         url: str = "",
+        first_password_file: str = "",
     ):
         self.settings = settings
         self.sessions: sessionmaker[Session] = open_store(settings.db_url)
-        self.token = ensure_token(settings.token_file)
+        self._engine: Engine = self.sessions.kw["bind"]
+        # On a store without users: 'admin', whose password (if made here) serve prints once.
+        self.first_user_made, self.first_password = bootstrap(
+            self.sessions, settings.token_file, first_password_file
+        )
+        token_file = settings.token_file
+        self.token = token_file.read_text().strip() if token_file.exists() else ""
         pki = settings.client_pki_dir
         self.conns = ConnectionPool(self.sessions, opener or (lambda uri: open_host(uri, pki)))
         db_file = sqlite_path(settings.db_url)
@@ -95,6 +95,22 @@ class Manager:
             watch=watch,
             leading=self.membership.leading,
         )
+
+    def authenticate(self, token: str) -> Principal:
+        """The user of an API request's token (the API's guard asks, per request)."""
+        if not token:
+            raise refused(str(self.settings.token_file))
+        with self._engine.connect() as c:
+            return authenticate(c, token, str(self.settings.token_file))
+
+    def audit(self, record: Record, source: str, method: str, path: str, status: int) -> None:
+        """Append a request to the audit trail; a store that fails it is logged, since
+        the request itself has been answered."""
+        try:
+            with self.sessions.begin() as s:
+                append(s, record, source, method, path, status)
+        except Exception:
+            log.exception("audit entry lost: %s %s by %r (%d)", method, path, record.user, status)
 
     def _jobs(self) -> list[int]:
         return self.runner.running()

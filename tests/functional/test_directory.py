@@ -130,3 +130,40 @@ def test_manager_preflight_reads_the_directory_and_the_grant_fixes_it(
         assert estate.where("web1").name == "HV03"  # type: ignore[union-attr]
     finally:
         m.stop()
+
+
+def test_a_directory_user_logs_in_with_the_directorys_password(
+    dc: SambaDc, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from whimbrel.manager import Manager
+
+    dc.user("dora", "Directory-Pass-42")
+    for k, v in dc.env().items():
+        monkeypatch.setenv(k, v)
+    m = Manager(settings)
+    try:
+        admin = Api(m)
+        admin.call("POST", "/users", json={"name": "dora", "realm": "ldap"})
+        admin.call("POST", "/users/dora/grants", json={"role": "read-only"})
+        # A directory user has no password in Whimbrel: giving one is refused.
+        assert admin.error("POST", "/users", {"name": "x", "realm": "ldap", "password": "p"}) == (
+            400,
+            "E_PASSWORD_FOR_DIRECTORY_USER",
+        )
+        anon = Api(m)
+        anon.http.headers.pop("Authorization")
+        for wrong in ("Directory-Pass-43", ""):
+            r = anon.call("POST", "/login", json={"user": "dora", "password": wrong})
+            assert r.status_code == 401 and r.json()["error"]["code"] == "E_LOGIN_FAILED"
+        r = anon.call("POST", "/login", json={"user": "dora", "password": "Directory-Pass-42"})
+        assert r.status_code == 200, r.text
+        anon.http.headers["Authorization"] = f"Bearer {r.json()['token']}"
+        assert anon.call("GET", "/whoami").json()["user"] == "dora"
+        assert anon.error("POST", "/clusters", {"name": "c9"}) == (403, "E_FORBIDDEN")
+        # A directory that does not answer is named; local users still log in.
+        monkeypatch.setenv("WHIMBREL_AD_URL", "ldaps://127.0.0.1:1")
+        r = anon.call("POST", "/login", json={"user": "dora", "password": "Directory-Pass-42"})
+        assert r.status_code == 502, r.text
+        assert r.json()["error"]["code"] == "E_LOGIN_DIRECTORY_UNREACHABLE"
+    finally:
+        m.stop()

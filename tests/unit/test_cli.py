@@ -156,3 +156,28 @@ def test_pki_commands(cli: CliRunner, settings: Settings, tmp_path: Path) -> Non
         cli, "pki", "issue", "kvm7", "--name", "kvm7", "--out", str(tmp_path / "kvm7")
     )
     assert code == 2 and "E_PKI_OUT_NOT_EMPTY" in err
+
+
+def test_users_roles_tokens_and_the_audit_trail(cli: CliRunner, tmp_path: Path) -> None:
+    pw = "a long pass phrase"
+    result = cli.invoke(app, ["user", "add", "olga", "--password-file", "-"], input=pw + "\n")
+    assert result.exit_code == 0, result.stdout
+    assert run(cli, "role", "grant", "olga", "operator")[0] == 0
+    code, out, _ = run(cli, "user", "list")
+    assert code == 0 and "operator on the fleet" in out and "administrator on the fleet" in out
+    secret = tmp_path / "olga.token"
+    code, out, _ = run(cli, "token", "create", "--user", "olga", "--output", str(secret))
+    assert code == 0 and oct(secret.stat().st_mode & 0o777) == "0o600"
+    assert secret.read_text().startswith("wbt_") and secret.read_text().strip() not in out
+    code, out, _ = run(cli, "token", "list", "--user", "olga", "--json")
+    assert code == 0 and json.loads(out)[0]["user"] == "olga"
+    code, _, err = run(cli, "role", "grant", "olga", "root")
+    assert code == 2 and "E_INVALID_ROLE" in err
+    code, _, err = run(cli, "user", "add", "eve")  # no terminal, no file: no password
+    assert code == 2 and "E_PASSWORD_SOURCE" in err
+    code, out, _ = run(cli, "audit", "list", "--user", "admin")
+    assert code == 0 and "role.grant" in out and "token.create" in out
+    code, out, _ = run(cli, "audit", "list", "--failed", "--json")
+    assert code == 0 and [e["code"] for e in json.loads(out)] == ["E_INVALID_ROLE"]
+    code, out, _ = run(cli, "user", "whoami")
+    assert code == 0 and out.startswith("admin (token ")

@@ -9,8 +9,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
+from whimbrel.access.audit import Record, append
 from whimbrel.config import Settings
 from whimbrel.errors import InvalidInput
+from whimbrel.store.accounts import AuditEntry
 from whimbrel.store.db import make_engine, open_store
 from whimbrel.store.models import Base, Cluster
 
@@ -20,8 +22,19 @@ def test_migrations_build_exactly_the_models(settings: Settings) -> None:
     engine = open_store(settings.db_url).kw["bind"]
     with engine.connect() as c:
         diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0008"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0009"
     assert diff == []
+
+
+def test_the_audit_trail_is_append_only_in_the_store(settings: Settings) -> None:
+    sessions = open_store(settings.db_url)
+    with sessions.begin() as s:
+        append(s, Record(user="ann", action="vm.migrate"), "127.0.0.1", "POST", "/x", 202)
+    for change in ("UPDATE audit SET status = 200", "DELETE FROM audit"):
+        with pytest.raises(Exception, match="append-only"), sessions.begin() as s:
+            s.execute(text(change))
+    with sessions() as s:
+        assert [(e.user, e.status) for e in s.query(AuditEntry)] == [("ann", 202)]
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:

@@ -6,23 +6,25 @@ Every mutating route builds an op and submits it; the answer is the job
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whimbrel import __version__
+from whimbrel.access import request
+from whimbrel.access.policy import Role, needed_role, require
+from whimbrel.access.scope import clusters_of
+from whimbrel.api.access import add_routes as access_routes
 from whimbrel.api.failover import add_routes as failover_routes
-from whimbrel.api.guard import RequestGuard, token_refused
+from whimbrel.api.guard import RequestGuard
 from whimbrel.api.ha import add_routes as ha_routes
 from whimbrel.api.lists import add_routes as list_routes
 from whimbrel.api.maintenance import add_routes as maintenance_routes
@@ -46,12 +48,12 @@ from whimbrel.ops import (
     OpVmSave,
     OpVmStart,
     OpVmStop,
+    op_from_dict,
 )
 from whimbrel.store.models import Cluster
 from whimbrel.store.repo import get_cluster, get_host, get_job, get_vm, vm_host_name
 from whimbrel.web import CONSOLE
 
-bearer = HTTPBearer(auto_error=False)
 T = TypeVar("T")
 
 
@@ -110,12 +112,11 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
             manager.stop()
 
     app = FastAPI(title="Whimbrel", version=__version__, lifespan=lifespan)
-    app.add_middleware(
-        RequestGuard, token=lambda: manager.token, token_file=manager.settings.token_file
-    )
+    app.add_middleware(RequestGuard, authenticate=manager.authenticate, audit=manager.audit)
 
     @app.exception_handler(WhimbrelError)
     async def whimbrel_error(_req: Request, exc: WhimbrelError) -> JSONResponse:
+        request.state().record.code = exc.code
         return JSONResponse(status_code=http_status(exc), content={"error": exc.to_dict()})
 
     @app.exception_handler(RequestValidationError)
@@ -127,16 +128,26 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
             "fix": "see the API schema at /docs",
             "detail": str(exc.errors())[:2000],
         }
+        request.state().record.code = "E_INVALID_REQUEST"
         return JSONResponse(status_code=400, content={"error": err})
 
-    def auth(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        if creds is None or not hmac.compare_digest(creds.credentials, manager.token):
-            raise token_refused(manager.settings.token_file)
+    def reader() -> None:
+        """Any role, on the fleet or one cluster, reads."""
+        p = request.principal()
+        if not p.grants:
+            require(p, Role.READ_ONLY, set(), "reading")
 
-    deps = [Depends(auth)]
+    deps = [Depends(reader)]
 
     def submit(op: Op) -> JSONResponse:
-        job_id = manager.runner.submit(op)
+        """Submit ``op`` for the request's user, if their roles allow it where it acts."""
+        p, record = request.principal(), request.state().record
+        record.action = op.kind
+        needed, what = needed_role(op)
+        with manager.sessions() as s:
+            require(p, needed, clusters_of(s, op), what)
+        job_id = manager.runner.submit(op, user=p.user)
+        record.job_id = job_id
         with manager.sessions() as s:
             return JSONResponse(status_code=202, content=job_view(get_job(s, job_id)))
 
@@ -178,6 +189,7 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
     maintenance_routes(app, manager, deps, submit, read)
     failover_routes(app, manager, deps, submit, read)
     list_routes(app, manager, deps, read)
+    access_routes(app, manager)
 
     # -- hosts -----------------------------------------------------------------
     @app.get("/api/v1/hosts/{name}", dependencies=deps)
@@ -287,6 +299,12 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
 
     @app.post("/api/v1/jobs/{job_id}/cancel", dependencies=deps, status_code=202)
     def cancel_job(job_id: int) -> dict[str, Any]:
+        def scope(s: Session) -> set[str] | None:
+            return clusters_of(s, op_from_dict(get_job(s, job_id).op))
+
+        request.state().record.action = "job.cancel"
+        request.state().record.job_id = job_id
+        require(request.principal(), Role.OPERATOR, read(scope), "job.cancel")
         manager.runner.cancel(job_id)
         return read(lambda s: job_view(get_job(s, job_id)))
 

@@ -1,76 +1,115 @@
-"""What the API checks before it reads a request's body: the token of a request that changes
-anything, and the body's size.  FastAPI reads a body before it runs a route's dependencies, so
-without this anyone could make the manager read (and parse) as much as they send."""
+"""What the API checks before it reads a request's body: who sends it (their token) and
+the body's size; and what it records after: the audit entry of each change.
+
+FastAPI reads a body before it runs a route's dependencies, so without this anyone
+could make the manager read (and parse) as much as they send."""
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from whimbrel.errors import InvalidInput, Unauthorized, WhimbrelError, http_status
+from anyio import to_thread
+
+from whimbrel.access.audit import Record
+from whimbrel.access.policy import Principal
+from whimbrel.access.request import RequestState, begin
+from whimbrel.errors import InvalidInput, WhimbrelError, http_status
 
 MAX_BODY = 1 << 20  # a VM's definition is a few KiB; a MiB is generous
-_CHANGES = {b"POST", b"PUT", b"PATCH", b"DELETE"}
+_CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
+# Answered without a token: the manager's health (for load balancers) and the login.
+OPEN = {"/api/v1/health", "/api/v1/login"}
 
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
+Authenticate = Callable[[str], Principal]  # raises Unauthorized
+Audit = Callable[[Record, str, str, str, int], None]  # record, source, method, path, status
 
 
 class RequestGuard:
-    """ASGI middleware: a changing request without the right token ends at 401, and a body
-    over ``max_body`` at 413, both with Whimbrel's coded errors, before the body is read."""
+    """ASGI middleware: an API request without a valid token ends at 401, and a body over
+    ``max_body`` at 413, both with Whimbrel's coded errors, before the body is read; every
+    change and every refusal of a token is appended to the audit trail."""
 
     def __init__(
-        self, app: Any, token: Callable[[], str], token_file: Path, max_body: int = MAX_BODY
+        self, app: Any, authenticate: Authenticate, audit: Audit, max_body: int = MAX_BODY
     ) -> None:
-        self.app, self.token, self.token_file, self.max_body = app, token, token_file, max_body
+        self.app, self.authenticate, self.audit, self.max_body = app, authenticate, audit, max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/api/"):
+            await self.app(scope, receive, send)  # the console page and the API's docs
             return
+        method = scope["method"]
+        source = (scope.get("client") or ("", 0))[0]
+        state = RequestState()
+        begin(state)
+        status = 500
+
+        async def recorded(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            refusal = await self._refusal(scope, state)
+            if refusal is not None:
+                state.record.code = refusal.code
+                await _answer(recorded, refusal)
+                return
+            await self._forward(scope, receive, recorded, method)
+        finally:
+            if method in _CHANGES or status == 401:
+                await to_thread.run_sync(self.audit, state.record, source, method, path, status)
+
+    async def _refusal(self, scope: Scope, state: RequestState) -> WhimbrelError | None:
         headers = dict(scope.get("headers") or [])
-        if scope["method"].encode() in _CHANGES and not self._authorized(headers):
-            await _answer(send, token_refused(self.token_file))
-            return
+        if scope["path"] not in OPEN:
+            given = headers.get(b"authorization", b"").decode("latin-1")
+            scheme, _, value = given.partition(" ")
+            try:
+                token = value.strip() if scheme.lower() == "bearer" else ""
+                state.principal = await to_thread.run_sync(self.authenticate, token)
+            except WhimbrelError as exc:
+                return exc
+            state.record.user = state.principal.user
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            await _answer(send, self._too_large())
+            return self._too_large()
+        return None
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
+        headers = dict(scope.get("headers") or [])
+        if b"content-length" in headers or method not in _CHANGES:
+            await self.app(scope, receive, send)
             return
-        if length is None and scope["method"].encode() in _CHANGES:
-            # Chunked: read it here, up to the limit, and hand it on whole.
-            body, more = b"", True
-            while more:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return  # the client went away
-                body += message.get("body", b"")
-                more = message.get("more_body", False)
-                if len(body) > self.max_body:
-                    await _answer(send, self._too_large())
-                    return
-            whole = {"type": "http.request", "body": body, "more_body": False}
-            sent = False
+        # Chunked: read it here, up to the limit, and hand it on whole.
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body:
+                await _answer(send, self._too_large())
+                return
+        whole = {"type": "http.request", "body": body, "more_body": False}
+        sent = False
 
-            async def replay() -> Any:
-                nonlocal sent
-                if sent:
-                    return await receive()
-                sent = True
-                return whole
+        async def replay() -> Any:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return whole
 
-            await self.app(scope, replay, send)
-            return
-        await self.app(scope, receive, send)
-
-    def _authorized(self, headers: dict[bytes, bytes]) -> bool:
-        given = headers.get(b"authorization", b"").decode("latin-1")
-        scheme, _, value = given.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), self.token())
+        await self.app(scope, replay, send)
 
     def _too_large(self) -> WhimbrelError:
         return InvalidInput(
@@ -78,15 +117,6 @@ class RequestGuard:
             f"the request body is larger than {self.max_body} bytes",
             "send one object per request; no Whimbrel request needs more",
         )
-
-
-def token_refused(token_file: Path) -> Unauthorized:
-    """The one answer to a missing or wrong token, from the guard or a route's check."""
-    return Unauthorized(
-        "E_AUTH_TOKEN",
-        "the API token is missing or wrong",
-        f"send 'Authorization: Bearer <token>' with the token in {token_file}",
-    )
 
 
 async def _answer(send: Send, err: WhimbrelError) -> None:

@@ -11,6 +11,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from whimbrel.access import request
+from whimbrel.access.policy import Role, require
+from whimbrel.access.scope import one, vm_cluster
 from whimbrel.api.views import cluster_view, vm_view
 from whimbrel.manager import Manager
 from whimbrel.ops import Op, OpClusterSet, OpVmHa
@@ -64,6 +67,9 @@ def add_routes(
     @app.post("/api/v1/vms/{name}/repair", dependencies=deps)
     def repair(name: str) -> dict[str, Any]:
         """VMM's Repair: look again at the VM's configuration and refresh its state."""
+        request.state().record.action = "vm.repair"
+        scope = read(lambda s: one(vm_cluster(s, name)))
+        require(request.principal(), Role.OPERATOR, scope, "vm.repair")
         with manager.sessions.begin() as s:
             refresh(s, f"repair of VM {name}", cluster_of_vm(get_vm(s, name)))
         return dict(read(lambda s: vm_view(get_vm(s, name))))

@@ -139,6 +139,7 @@ def job_view(j: Job, steps: bool = False) -> dict[str, Any]:
         "error": j.error,
         "rollback": j.rollback,
         "manual_fix": j.manual_fix,
+        "user": j.user or "(manager)",  # who asked; the manager itself for its own jobs
         "owner": j.owner,  # the replica that runs (or ran) it
         "claim": j.claim,  # 2 and up: taken over from a replica that died
         "created_at": _ts(j.created_at),

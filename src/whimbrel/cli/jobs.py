@@ -19,12 +19,13 @@ def job_list(json: bool = JSON, limit: int = typer.Option(30)) -> None:
     table(
         out,
         "Jobs",
-        ["ID", "KIND", "SUBJECT", "STATE", "PHASE", "%", "ERROR", "CREATED"],
+        ["ID", "KIND", "SUBJECT", "USER", "STATE", "PHASE", "%", "ERROR", "CREATED"],
         [
             [
                 j["id"],
                 j["kind"],
                 j["subject"],
+                j["user"],
                 j["state"],
                 j["phase"],
                 j["percent"],

@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from whimbrel.cli.access import audit_app, login, role_app, token_app, user_app
 from whimbrel.cli.context import err
 from whimbrel.cli.failover import failover_app, fence_app
 from whimbrel.cli.ha import cluster_set, cluster_verify, ha_app, vm_place, vm_repair
@@ -46,6 +47,11 @@ app.add_typer(heartbeat_app, name="heartbeat")
 app.add_typer(pki_app, name="pki")
 app.add_typer(manager_app, name="manager")
 app.add_typer(hyperv_app, name="hyperv")
+app.add_typer(user_app, name="user")
+app.add_typer(role_app, name="role")
+app.add_typer(token_app, name="token")
+app.add_typer(audit_app, name="audit")
+app.command("login")(login)
 app.command("serve")(serve)
 app.command("console")(console)
 

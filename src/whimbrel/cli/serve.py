@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -36,6 +37,12 @@ def serve(
         help="This replica's name among managers sharing a PostgreSQL store "
         "(default: MACHINE:PORT).",
     ),
+    admin_password_file: Path | None = typer.Option(
+        None,
+        "--admin-password-file",
+        help="On the first start (a store without users): the password of the first "
+        "administrator, 'admin'. Without it one is made and printed once.",
+    ),
 ) -> None:
     """Run the manager: REST API (OpenAPI at /docs) and job runner.  Several may share
     one PostgreSQL store (WHIMBREL_DB_URL) as replicas; on SQLite only one may run."""
@@ -49,7 +56,14 @@ def serve(
             out.print(f"manager already running at {url}")
             return
         s.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        log = open(s.log_file, "ab")  # noqa: SIM115 - handed to the daemon
+        fd = os.open(s.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        log = os.fdopen(fd, "ab")  # handed to the daemon
+        made = None
+        if admin_password_file is None:  # the daemon takes it (and deletes it) on a first start
+            made = admin_password_file = s.home / f".first-password.{os.getpid()}"
+            password = secrets.token_urlsafe(15)
+            os.close(os.open(made, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            made.write_text(password + "\n")
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -62,6 +76,8 @@ def serve(
                 str(port),
                 "--replica-name",
                 name,
+                "--admin-password-file",
+                str(admin_password_file),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -80,13 +96,22 @@ def serve(
                 )
             time.sleep(0.1)
         out.print(f"manager running at {url} (pid {proc.pid}, log {s.log_file})")
+        if made is not None and not made.exists():
+            _first_password(password)
+        elif made is not None:
+            made.unlink()  # there were users: it was not needed
         return
     import uvicorn
 
     from whimbrel.api.app import create_app
     from whimbrel.manager import Manager
 
-    manager = Manager(s, name=name, url=url)
+    first = str(admin_password_file or "")
+    manager = Manager(s, name=name, url=url, first_password_file=first)
+    if first and manager.first_user_made and ".first-password." in first:
+        Path(first).unlink(missing_ok=True)  # a background start's: the parent prints it
+    elif manager.first_password:
+        _first_password(manager.first_password)
     manager.start()  # a refusal (another manager on SQLite, say) comes before anything listens
     err.print(f"replica {name}; token in {s.token_file}; API at {url}/api/v1, docs at {url}/docs")
     try:
@@ -95,6 +120,14 @@ def serve(
         )
     finally:
         manager.stop()
+
+
+def _first_password(password: str) -> None:
+    err.print(
+        f"first administrator: user 'admin', password {password} (shown once: keep it, or "
+        "set another with 'whimbrel user password admin'). This machine's CLI uses the "
+        "token file."
+    )
 
 
 def console() -> None:

@@ -154,9 +154,10 @@ class JobRunner:
 
     # -- submission -----------------------------------------------------------
 
-    def submit(self, op: Op, guard: Callable[[Session], None] | None = None) -> int:
+    def submit(self, op: Op, guard: Callable[[Session], None] | None = None, user: str = "") -> int:
         """Validate ``op`` (raising user errors, changing nothing) and queue its job;
-        ``guard`` runs in the same transaction and may refuse it (the leader's epoch)."""
+        ``guard`` runs in the same transaction and may refuse it (the leader's epoch);
+        ``user``: who asked ('' the manager itself)."""
         flow = self.flows.for_kind(op.kind)
         op = flow.prepare(op)
         if flow.finishes_cleanup_first:  # before validation: a leftover can fail it
@@ -172,6 +173,7 @@ class JobRunner:
                 guard(s)
             job = Job(
                 submitted_by=self.me,
+                user=user,
                 kind=op.kind,
                 subject=flow.subject(op),
                 op=op.to_dict(),

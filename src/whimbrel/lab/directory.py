@@ -199,6 +199,23 @@ class SambaDc:
                       *(f"--service-principal-name={p}" for p in spns))  # fmt: skip
             self.directory().set_attribute(name, "dNSHostName", d)
 
+    def user(self, name: str, password: str) -> None:
+        """A person's account (a Whimbrel user of realm 'ldap' logs in with it); made once."""
+        have = self._run("samba-tool", "user", "list", "-s", str(self.conf))
+        if name not in have.split():
+            # The password goes on stdin's prompt, not on the command line.
+            full = ["ip", "netns", "exec", self.spec.netns, "samba-tool", "user", "create",
+                    name, "-s", str(self.conf)]  # fmt: skip
+            p = subprocess.run(full, input=f"{password}\n{password}\n", capture_output=True,
+                               text=True)  # fmt: skip
+            if p.returncode != 0:
+                raise LabError(
+                    "E_LAB_DIRECTORY",
+                    f"the lab's domain controller did not create user {name}",
+                    "run 'whimbrel lab directory down' and try again",
+                    (p.stderr or p.stdout)[-2000:],
+                )
+
     def down(self) -> None:
         s = self.spec
         for pid in netns.netns_pids(s.netns):

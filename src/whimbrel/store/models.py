@@ -237,6 +237,7 @@ class Job(Base):
     claim: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
     submitted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    user: Mapped[str] = mapped_column(String(63), default="")  # who asked; '' the manager
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

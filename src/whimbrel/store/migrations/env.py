@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from whimbrel.store import accounts  # noqa: F401  (its tables join the metadata)
 from whimbrel.store.models import Base
 
 config = context.config

@@ -1,0 +1,86 @@
+"""Which clusters an op touches, read from the store when the request arrives.
+
+None means the fleet itself: a host or VM outside any cluster, a new or removed host,
+fleet-wide settings.  Something that does not exist counts as the fleet, so a user
+scoped to one cluster learns nothing about names outside it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from whimbrel.ops import (
+    Op,
+    OpClusterAddHost,
+    OpClusterSet,
+    OpHostFailover,
+    OpHostFenceSet,
+    OpHostMaintenanceStart,
+    OpHostMaintenanceStop,
+    OpHostMigrationSet,
+    OpHostRefresh,
+    OpVmCreate,
+    OpVmDelete,
+    OpVmHa,
+    OpVmMigrate,
+    OpVmRestore,
+    OpVmSave,
+    OpVmStart,
+    OpVmStop,
+)
+from whimbrel.store.models import Cluster, Host, Vm
+
+_HOST_OPS = (
+    OpHostRefresh,
+    OpHostMaintenanceStart,
+    OpHostMaintenanceStop,
+    OpHostMigrationSet,
+    OpHostFenceSet,
+    OpHostFailover,
+)
+_VM_OPS = (OpVmStart, OpVmStop, OpVmSave, OpVmRestore, OpVmDelete, OpVmHa)
+
+
+def host_cluster(s: Session, host: str) -> str | None:
+    h = s.scalar(select(Host).where(Host.name == host))
+    return h.cluster.name if h is not None and h.cluster is not None else None
+
+
+def vm_cluster(s: Session, vm: str) -> str | None:
+    v = s.scalar(select(Vm).where(Vm.name == vm))
+    return host_cluster(s, v.host.name) if v is not None and v.host is not None else None
+
+
+def cluster_exists(s: Session, name: str) -> str | None:
+    return name if s.scalar(select(Cluster.id).where(Cluster.name == name)) else None
+
+
+def clusters_of(s: Session, op: Op) -> set[str] | None:
+    found: list[str | None]
+    if isinstance(op, _HOST_OPS):
+        found = [host_cluster(s, op.name)]
+    elif isinstance(op, _VM_OPS):
+        found = [vm_cluster(s, op.name)]
+    elif isinstance(op, OpVmCreate):
+        found = [host_cluster(s, op.host) if op.host else None]
+    elif isinstance(op, OpVmMigrate):
+        found = [vm_cluster(s, op.name)]
+        if op.to:
+            found.append(host_cluster(s, op.to))
+        if op.to_cluster:
+            found.append(cluster_exists(s, op.to_cluster))
+    elif isinstance(op, OpClusterSet):
+        found = [cluster_exists(s, op.name)]
+    elif isinstance(op, OpClusterAddHost):
+        found = [cluster_exists(s, op.name), host_cluster(s, op.host)]
+    else:  # host add and remove, clusters made or deleted, fleet settings, recoveries
+        return None
+    if any(c is None for c in found):
+        return None
+    return {c for c in found if c is not None}
+
+
+def one(cluster: str | None) -> set[str] | None:
+    """A single cluster as a scope (None: the fleet)."""
+    return None if cluster is None else {cluster}

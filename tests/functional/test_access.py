@@ -1,0 +1,136 @@
+"""Users and roles on a real manager over the lab, through the CLI: what an operator, a
+reader and a cluster-scoped operator may do, revoked tokens, and the audit trail."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.functional.test_migration import on_host
+from whimbrel.lab.lab import Lab
+
+pytestmark = pytest.mark.lab
+PORT = 8476
+WHIMBREL = [sys.executable, "-m", "whimbrel.cli.main"]
+PASSWORD = "operators pass phrase"
+
+
+@pytest.fixture
+def admin(lab: Lab, tmp_path: Path) -> Iterator[dict[str, str]]:
+    home = tmp_path / "home"
+    shutil.copytree(lab.settings.pki_dir, home / "pki")
+    e = dict(os.environ)
+    e.update(
+        WHIMBREL_HOME=str(home),
+        WHIMBREL_URL=f"http://127.0.0.1:{PORT}",
+        WHIMBREL_LAB_NAME=lab.spec.name,
+        WHIMBREL_LAB_DIR=str(lab.spec.root),
+        WHIMBREL_LAB_OCTET=str(lab.spec.octet),
+        COLUMNS="200",
+    )
+    yield e
+    subprocess.run([*WHIMBREL, "serve", "--stop"], env=e, capture_output=True)
+
+
+def w(
+    env: dict[str, str], *args: str, rc: int = 0, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    p = subprocess.run(
+        [*WHIMBREL, *args], env=env, input=stdin, capture_output=True, text=True, timeout=300
+    )
+    assert p.returncode == rc, (args, p.returncode, p.stdout, p.stderr)
+    return p
+
+
+def as_user(admin: dict[str, str], name: str, role: str, cluster: str = "") -> dict[str, str]:
+    """Add ``name`` with that role; they log in with their password into a token file."""
+    w(admin, "user", "add", name, "--password-file", "-", stdin=PASSWORD + "\n")
+    w(admin, "role", "grant", name, role, *(["--cluster", cluster] if cluster else []))
+    env = dict(admin, WHIMBREL_TOKEN_FILE=str(Path(admin["WHIMBREL_HOME"]) / f"{name}.token"))
+    w(env, "login", "--user", name, "--password-file", "-", stdin=PASSWORD + "\n")
+    return env
+
+
+def beat(env: dict[str, str], above: int) -> int:
+    """The guest's heartbeat counter once it has passed ``above``."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        vm = json.loads(w(env, "vm", "list", "--json").stdout)[0]
+        if vm["heartbeat"] and vm["heartbeat"]["counter"] > above:
+            return int(vm["heartbeat"]["counter"])
+        time.sleep(1)
+    raise AssertionError(f"no heartbeat above {above}")
+
+
+def forbidden(env: dict[str, str], *args: str) -> None:
+    p = w(env, *args, rc=10)
+    assert "E_FORBIDDEN" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_roles_tokens_and_the_audit_trail_on_the_lab(admin: dict[str, str], lab: Lab) -> None:
+    home = Path(admin["WHIMBREL_HOME"])
+    started = w(admin, "serve", "--background", "--port", str(PORT))
+    shown = [ln for ln in started.stderr.splitlines() if "first administrator" in ln]
+    assert len(shown) == 1, started.stderr
+    password = shown[0].split("password ")[1].split(" ")[0]
+    assert password not in (home / "serve.log").read_text()
+    assert not list(home.glob(".first-password.*"))
+    w(admin, "lab", "enroll")
+    w(admin, "vm", "create", "acl-vm", "--host", "h1", "--memory", "192", "--disk-mib", "16",
+      "--pool", "csv-alpha", "--network", "vm-net", "--lab-guest")  # fmt: skip
+
+    olga = as_user(admin, "olga", "operator")
+    forbidden(olga, "host", "add", "h9", "--uri", "qemu+tls://10.0.0.9/system")
+    forbidden(olga, "host", "fence", "set", "h1", "--agent", "lab")
+    forbidden(olga, "vm", "delete", "acl-vm", "--force")
+    forbidden(olga, "cluster", "set", "alpha", "--reserve", "0")
+    w(olga, "vm", "migrate", "acl-vm", "--to", "h2")
+    vm = json.loads(w(admin, "vm", "show", "acl-vm", "--json").stdout)
+    assert vm["host"] == "h2" and vm["state"] == "running"
+    assert [h.name for h in lab.spec.hosts if on_host(lab, h.name, "acl-vm")] == ["h2"]
+    assert beat(admin, above=beat(admin, above=0))  # the guest counts on, on h2
+    jobs = json.loads(w(admin, "job", "list", "--json").stdout)
+    assert [j["user"] for j in jobs if j["kind"] == "vm.migrate"] == ["olga"]
+
+    rita = as_user(admin, "rita", "read-only")
+    assert "acl-vm" in w(rita, "vm", "list").stdout
+    forbidden(rita, "vm", "stop", "acl-vm")
+    carl = as_user(admin, "carl", "operator", cluster="beta")
+    forbidden(carl, "vm", "migrate", "acl-vm", "--to", "h1")
+    forbidden(carl, "host", "maintenance", "start", "h1")
+
+    token = json.loads(w(olga, "user", "whoami", "--json").stdout)["token"]
+    w(admin, "token", "revoke", token)
+    revoked = w(olga, "vm", "list", rc=8)
+    assert "E_AUTH_TOKEN_REVOKED" in revoked.stderr
+    bad = w(admin, "login", "--user", "olga", "--password-file", "-", stdin="wrong\n", rc=8)
+    assert "E_LOGIN_FAILED" in bad.stderr
+
+    trail = json.loads(w(admin, "audit", "list", "--json", "--limit", "200").stdout)
+    seen = {(e["user"], e["action"], e["status"], e["code"]) for e in trail}
+    for entry in [
+        ("olga", "host.add", 403, "E_FORBIDDEN"),
+        ("olga", "host.fence-set", 403, "E_FORBIDDEN"),
+        ("olga", "vm.delete", 403, "E_FORBIDDEN"),
+        ("olga", "vm.migrate", 202, ""),
+        ("rita", "vm.stop", 403, "E_FORBIDDEN"),
+        ("carl", "vm.migrate", 403, "E_FORBIDDEN"),
+        ("admin", "token.revoke", 200, ""),
+        ("", "", 401, "E_AUTH_TOKEN_REVOKED"),
+        ("olga", "login", 401, "E_LOGIN_FAILED"),
+    ]:
+        assert entry in seen, (entry, sorted(seen))
+    moved = next(e for e in trail if e["action"] == "vm.migrate" and e["status"] == 202)
+    assert moved["job"] == jobs[0]["id"] and moved["source"] == "127.0.0.1"
+    assert PASSWORD not in json.dumps(trail) and password not in json.dumps(trail)
+    text = w(admin, "audit", "list", "--user", "olga", "--failed").stdout
+    assert "E_FORBIDDEN" in text and "host.add" in text and "vm.migrate" not in text
+    w(admin, "vm", "delete", "acl-vm", "--force")

@@ -1,0 +1,209 @@
+"""Users, roles and tokens through the API: what each role may do, where, for how long,
+and the audit trail of it all."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from tests.conftest import Api
+from tests.unit.test_api_vms import _vm
+from whimbrel.drivers.fake import FakeFleet
+from whimbrel.store.accounts import ApiToken
+
+PASSWORD = "correct horse battery"
+
+
+def as_user(api: Api, name: str, role: str = "", cluster: str = "") -> Api:
+    """A client of ``api``'s manager acting as a new user ``name`` with that grant."""
+    assert api.call("POST", "/users", json={"name": name, "password": PASSWORD}).status_code == 201
+    if role:
+        grant = {"role": role, "cluster": cluster}
+        assert api.call("POST", f"/users/{name}/grants", json=grant).status_code == 201
+    token = api.call("POST", "/tokens", json={"user": name, "label": "test"}).json()["token"]
+    other = Api(api.manager)
+    other.http.headers["Authorization"] = f"Bearer {token}"
+    return other
+
+
+@pytest.fixture
+def two(hosts: Api, fleet: FakeFleet) -> Api:
+    """c1 (f1..f3) with VM v1 on f1, and c2 (g1) with VM w1."""
+    hosts.ok("POST", "/clusters", {"name": "c2", "shared_paths": ["/srv/csvb"]})
+    fleet.add_host("g1", memory_mib=4096, pools={"local": "/srv/g1", "csvb": "/srv/csvb"})
+    hosts.ok("POST", "/hosts", {"name": "g1", "uri": "fake://g1", "cluster": "c2"})
+    hosts.ok("POST", "/vms", _vm("v1", "f1"))
+    hosts.ok("POST", "/vms", _vm("w1", "g1", disks=[]))
+    return hosts
+
+
+def _audit(api: Api, **params: object) -> list[dict[str, object]]:
+    return list(api.call("GET", "/audit", params=params).json())
+
+
+def test_an_operator_moves_but_adds_no_host_sets_no_fencing_forces_no_delete(two: Api) -> None:
+    op = as_user(two, "olga", "operator")
+    assert op.error("POST", "/hosts", {"name": "x", "uri": "fake://x"}) == (403, "E_FORBIDDEN")
+    assert op.error("DELETE", "/hosts/f3") == (403, "E_FORBIDDEN")
+    assert op.error("POST", "/hosts/f1/fence", {"agent": ""}) == (403, "E_FORBIDDEN")
+    assert op.error("DELETE", "/vms/v1", params={"force": True}) == (403, "E_FORBIDDEN")
+    ignoring = {"to": "f2", "ignore": ["W_ANY"]}
+    assert op.error("POST", "/vms/v1/migrate", ignoring) == (403, "E_FORBIDDEN")
+    assert op.error("POST", "/ha", {"fence_cap": 3}) == (403, "E_FORBIDDEN")
+    assert op.error("POST", "/users", {"name": "eve", "password": PASSWORD}) == (
+        403,
+        "E_FORBIDDEN",
+    )
+    job = op.ok("POST", "/vms/v1/migrate", {"to": "f2"})
+    assert job["user"] == "olga"
+    assert two.call("GET", "/vms/v1").json()["host"] == "f2"
+    assert two.call("GET", "/hosts/f3").status_code == 200  # nothing refused was done
+    refusal = op.call("POST", "/hosts/f1/fence", json={"agent": ""}).json()["error"]
+    assert "operator" in refusal["cause"] and "role grant olga administrator" in refusal["fix"]
+
+
+def test_a_reader_reads_and_changes_nothing(two: Api) -> None:
+    ro = as_user(two, "rita", "read-only")
+    assert ro.call("GET", "/vms").status_code == 200
+    assert ro.call("GET", "/hosts/f1").status_code == 200
+    assert ro.error("POST", "/vms/v1/stop") == (403, "E_FORBIDDEN")
+    assert ro.error("POST", "/vms/v1/migrate", {"to": "f2"}) == (403, "E_FORBIDDEN")
+    assert ro.error("POST", "/hosts/f1/maintenance/start") == (403, "E_FORBIDDEN")
+    assert ro.error("POST", "/vms/v1/repair") == (403, "E_FORBIDDEN")
+    assert two.call("GET", "/vms/v1").json()["state"] == "running"
+
+
+def test_a_user_without_a_role_reads_nothing(two: Api) -> None:
+    nobody = as_user(two, "nora")
+    assert nobody.error("GET", "/vms") == (403, "E_FORBIDDEN")
+    assert nobody.call("GET", "/whoami").json()["grants"] == []
+
+
+def test_a_cluster_operator_cannot_touch_another_cluster(two: Api) -> None:
+    op = as_user(two, "carl", "operator", cluster="c1")
+    assert op.error("POST", "/vms/w1/stop") == (403, "E_FORBIDDEN")
+    assert op.error("POST", "/vms/v1/migrate", {"to": "g1"}) == (403, "E_FORBIDDEN")
+    assert op.error("POST", "/vms/v1/migrate", {"to_cluster": "c2"}) == (403, "E_FORBIDDEN")
+    assert op.error("POST", "/hosts/g1/maintenance/start") == (403, "E_FORBIDDEN")
+    assert op.error("POST", "/vms", _vm("v2", "")) == (403, "E_FORBIDDEN")  # no host: fleet
+    assert op.error("POST", "/vms/nope/stop") == (403, "E_FORBIDDEN")  # nothing learnt
+    op.ok("POST", "/vms/v1/stop", {"force": True})
+    op.ok("POST", "/vms", _vm("v2", "f2", disks=[]))
+    assert two.call("GET", "/vms/w1").json()["state"] == "running"
+    # A job on the other cluster cannot be cancelled by them either.
+    other = two.call("POST", "/vms/w1/stop", json={"force": True}).json()["id"]
+    assert op.error("POST", f"/jobs/{other}/cancel") == (403, "E_FORBIDDEN")
+
+
+def test_a_grant_names_a_cluster_that_exists_and_a_known_role(two: Api) -> None:
+    as_user(two, "gus")
+    assert two.error("POST", "/users/gus/grants", {"role": "operator", "cluster": "c9"}) == (
+        404,
+        "E_CLUSTER_NOT_FOUND",
+    )
+    assert two.error("POST", "/users/gus/grants", {"role": "root"}) == (400, "E_INVALID_ROLE")
+    assert two.call("GET", "/users").json()[1]["grants"] == []
+
+
+def test_expired_and_revoked_tokens_are_refused(two: Api) -> None:
+    op = as_user(two, "otto", "operator")
+    me = op.call("GET", "/whoami").json()
+    assert me["user"] == "otto"
+    assert op.call("DELETE", f"/tokens/{me['token']}").status_code == 200
+    assert op.error("GET", "/vms") == (401, "E_AUTH_TOKEN_REVOKED")
+
+    late = two.call("POST", "/tokens", json={"user": "otto", "expires": "90m"}).json()
+    with two.manager.sessions.begin() as s:
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        s.execute(update(ApiToken).where(ApiToken.id == late["id"]).values(expires_at=past))
+    op.http.headers["Authorization"] = f"Bearer {late['token']}"
+    assert op.error("POST", "/vms/v1/stop") == (401, "E_AUTH_TOKEN_EXPIRED")
+    assert two.call("GET", "/vms/v1").json()["state"] == "running"
+    assert two.error("POST", "/tokens", {"expires": "400d"}) == (400, "E_TOKEN_EXPIRY")
+    assert two.error("POST", "/tokens", {"expires": "soon"}) == (400, "E_TOKEN_EXPIRY")
+
+
+def test_one_user_cannot_revoke_or_list_another_users_tokens(two: Api) -> None:
+    a, b = as_user(two, "ann", "operator"), as_user(two, "bob", "operator")
+    theirs = b.call("GET", "/whoami").json()["token"]
+    assert a.error("DELETE", f"/tokens/{theirs}") == (404, "E_TOKEN_NOT_FOUND")
+    assert a.error("GET", "/tokens", params={"user": "bob"}) == (403, "E_FORBIDDEN")
+    assert b.call("GET", "/vms").status_code == 200
+
+
+def test_login_gives_a_token_and_a_wrong_password_is_audited(two: Api) -> None:
+    as_user(two, "lena", "read-only")
+    anon = Api(two.manager)
+    anon.http.headers.pop("Authorization")
+    good = anon.call("POST", "/login", json={"user": "lena", "password": PASSWORD})
+    assert good.status_code == 200 and good.json()["token"].startswith("wbt_")
+    assert good.json()["expires_at"] is not None
+    for who in ("lena", "nobody"):
+        bad = anon.call("POST", "/login", json={"user": who, "password": "wrong password!"})
+        assert bad.status_code == 401 and bad.json()["error"]["code"] == "E_LOGIN_FAILED"
+    failed = _audit(two, action="login", failed=True)
+    assert [(e["user"], e["code"]) for e in failed] == [
+        ("nobody", "E_LOGIN_FAILED"),
+        ("lena", "E_LOGIN_FAILED"),
+    ]
+    assert PASSWORD not in str(_audit(two)) and "wrong password" not in str(_audit(two))
+
+
+def test_the_audit_trail_records_changes_refusals_and_their_users(two: Api) -> None:
+    op = as_user(two, "olga", "operator")
+    job = op.ok("POST", "/vms/v1/migrate", {"to": "f2"})
+    op.call("POST", "/hosts", json={"name": "x", "uri": "fake://x"})
+    bad = Api(two.manager)
+    bad.http.headers["Authorization"] = "Bearer stolen"
+    bad.call("GET", "/vms")
+    mine = _audit(two, user="olga")
+    assert [(e["action"], e["status"], e["code"], e["job"]) for e in mine[:2]] == [
+        ("host.add", 403, "E_FORBIDDEN", None),
+        ("vm.migrate", 202, "", job["id"]),
+    ]
+    assert mine[0]["source"] and mine[0]["path"] == "/api/v1/hosts"
+    refused = _audit(two, failed=True)[0]
+    assert (refused["user"], refused["status"], refused["code"]) == ("", 401, "E_AUTH_TOKEN")
+    scoped = as_user(two, "carl", "operator", cluster="c1")
+    assert scoped.error("GET", "/audit") == (403, "E_FORBIDDEN")  # the fleet's trail
+    reads = [e for e in _audit(two) if e["method"] == "GET" and e["status"] < 400]
+    assert reads == []  # reads are not changes
+    page = _audit(two, limit=2)
+    older = _audit(two, limit=2, before=page[-1]["id"])
+    assert len(page) == 2 and older[0]["id"] < page[-1]["id"]
+
+
+def test_the_fleet_keeps_an_administrator(two: Api) -> None:
+    assert two.error("DELETE", "/users/admin") == (409, "E_LAST_ADMINISTRATOR")
+    assert two.error("DELETE", "/users/admin/grants", params={"role": "administrator"}) == (
+        409,
+        "E_LAST_ADMINISTRATOR",
+    )
+    as_user(two, "ada", "administrator")
+    assert two.call("DELETE", "/users/admin/grants", params={"role": "administrator"}).json()
+    assert two.error("GET", "/vms") == (403, "E_FORBIDDEN")
+
+
+def test_passwords_are_hashed_and_checked_for_length(two: Api) -> None:
+    assert two.error("POST", "/users", {"name": "short", "password": "abc"}) == (
+        400,
+        "E_PASSWORD_WEAK",
+    )
+    assert two.error("POST", "/users", {"name": "bad name", "password": PASSWORD}) == (
+        400,
+        "E_INVALID_USER_NAME",
+    )
+    as_user(two, "hank")
+    with two.manager.sessions() as s:
+        from whimbrel.access.users import get_user
+
+        digest = get_user(s, "hank").password_hash
+    assert digest.startswith("$argon2id$") and PASSWORD not in digest
+    assert two.call("GET", "/users").json()[-1] == {
+        "name": "hank",
+        "realm": "local",
+        "grants": [],
+        "tokens": 1,
+    }
