@@ -36,10 +36,16 @@ class Settings:
     # The API token the CLI sends ($WHIMBREL_TOKEN_FILE; default: the data directory's,
     # where the first serve leaves the first administrator's).
     token_path: Path | None = None
+    # The key that seals credentials at rest ($WHIMBREL_SECRET_KEY_FILE; replicas share it).
+    secret_key_path: Path | None = None
 
     @property
     def token_file(self) -> Path:
         return self.token_path or self.home / "token"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.secret_key_path or self.home / "secret.key"
 
     @property
     def pki_dir(self) -> Path:
@@ -77,8 +83,15 @@ def load() -> Settings:
     )
     lease = _number("WHIMBREL_REPLICA_LEASE_S", "10", 3, 300, "seconds, such as 10 (the default)")
     token = os.environ.get("WHIMBREL_TOKEN_FILE", "")
+    key = os.environ.get("WHIMBREL_SECRET_KEY_FILE", "")
     return Settings(
-        home, db_url, api_url.rstrip("/"), retention, lease, Path(token) if token else None
+        home,
+        db_url,
+        api_url.rstrip("/"),
+        retention,
+        lease,
+        Path(token) if token else None,
+        Path(key) if key else None,
     )
 
 

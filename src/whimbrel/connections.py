@@ -12,6 +12,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from whimbrel.access.vault import Vault
 from whimbrel.drivers.base import HostDriver
 from whimbrel.errors import not_found
 from whimbrel.store.models import Host
@@ -20,8 +21,9 @@ Opener = Callable[[str], HostDriver]
 
 
 class ConnectionPool:
-    def __init__(self, sessions: sessionmaker[Session], opener: Opener):
+    def __init__(self, sessions: sessionmaker[Session], opener: Opener, vault: Vault | None = None):
         self._sessions = sessions
+        self.vault = vault  # opens the hosts' sealed credentials (their fence passwords)
         self._opener = opener
         self._by_uri: dict[str, HostDriver] = {}
         self._lock = threading.Lock()

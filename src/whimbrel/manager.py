@@ -20,6 +20,7 @@ from whimbrel.access.audit import Record, append
 from whimbrel.access.policy import Principal
 from whimbrel.access.tokens import authenticate, refused
 from whimbrel.access.users import bootstrap
+from whimbrel.access.vault import Vault, seal_stored
 from whimbrel.config import Settings
 from whimbrel.connections import ConnectionPool, Opener
 from whimbrel.domain.migration import HostMigration
@@ -59,7 +60,11 @@ class Manager:
         token_file = settings.token_file
         self.token = token_file.read_text().strip() if token_file.exists() else ""
         pki = settings.client_pki_dir
-        self.conns = ConnectionPool(self.sessions, opener or (lambda uri: open_host(uri, pki)))
+        self.vault = Vault(settings.secret_key_file)
+        with self.sessions.begin() as s:
+            seal_stored(s, self.vault)  # credentials stored in clear by an older Whimbrel
+        opener = opener or (lambda uri: open_host(uri, pki))
+        self.conns = ConnectionPool(self.sessions, opener, self.vault)
         db_file = sqlite_path(settings.db_url)
         self._guard = SqliteGuard(db_file) if db_file is not None else None
         name = name or f"{socket.gethostname()}:{os.getpid()}"

@@ -147,28 +147,48 @@ def write_client_bundle(ca: CertificateAuthority, directory: Path, cn: str = MAN
     write_pem(directory / "clientcert.pem", leaf.cert_pem)
 
 
+def peer_cn(host: str) -> str:
+    """The CN of a host's peer (client) identity, distinct from its server name."""
+    return f"whimbrel-peer-{host}"
+
+
+def allowed_dns(peers: tuple[str, ...]) -> list[str]:
+    """libvirtd's ``tls_allowed_dn_list`` for a host: the manager and these peers' client
+    identities, each in both orders GnuTLS may print a DN in (it changed in 3.5.7)."""
+    out = []
+    for cn in (MANAGER_CN, *(peer_cn(p) for p in peers)):
+        out += [f"O=Whimbrel,CN={cn}", f"CN={cn},O=Whimbrel"]
+    return out
+
+
 def write_host_bundle(
     ca: CertificateAuthority, directory: Path, cn: str, names: tuple[str, ...]
 ) -> None:
-    """A host's server and client identity, in libvirt's and QEMU's file names.
+    """A host's two identities, in libvirt's and QEMU's file names.
 
-    The client half is what the host presents when it connects to another host
-    itself (peer-to-peer migration); the server half is what it shows the
-    manager and other hosts.
+    The server certificate (server use only) is what the host shows the manager and
+    other hosts; it cannot log in anywhere.  The peer certificate (client use only,
+    CN ``whimbrel-peer-HOST``) is what the host presents when it connects to another
+    host itself (peer-to-peer migration), and what the other hosts' ``tls_allowed_dn_list``
+    admits: a host of one cluster cannot act as a client of another cluster's hosts.
+    ``peercert.pem`` and ``peerkey.pem`` keep the peer identity as issued.
     """
-    leaf = ca.issue(cn, server=True, names=names)
+    server = ca.issue(cn, server=True, names=names, client=False)
+    peer = ca.issue(peer_cn(cn), server=False)
     files = {
         "cacert.pem": ca.cert_pem,
-        "servercert.pem": leaf.cert_pem,
-        "serverkey.pem": leaf.key_pem,
-        "clientcert.pem": leaf.cert_pem,
-        "clientkey.pem": leaf.key_pem,
+        "servercert.pem": server.cert_pem,
+        "serverkey.pem": server.key_pem,
+        "clientcert.pem": peer.cert_pem,
+        "clientkey.pem": peer.key_pem,
+        "peercert.pem": peer.cert_pem,
+        "peerkey.pem": peer.key_pem,
         # QEMU's tls-creds-x509 directory layout, for encrypted migration streams.
         "qemu/ca-cert.pem": ca.cert_pem,
-        "qemu/server-cert.pem": leaf.cert_pem,
-        "qemu/server-key.pem": leaf.key_pem,
-        "qemu/client-cert.pem": leaf.cert_pem,
-        "qemu/client-key.pem": leaf.key_pem,
+        "qemu/server-cert.pem": server.cert_pem,
+        "qemu/server-key.pem": server.key_pem,
+        "qemu/client-cert.pem": peer.cert_pem,
+        "qemu/client-key.pem": peer.key_pem,
     }
     for rel, data in files.items():
         write_pem(directory / rel, data, private=rel.endswith("key.pem"))

@@ -3,6 +3,7 @@ reader and a cluster-scoped operator may do, revoked tokens, and the audit trail
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,14 +22,26 @@ pytestmark = pytest.mark.lab
 PORT = 8476
 WHIMBREL = [sys.executable, "-m", "whimbrel.cli.main"]
 PASSWORD = "operators pass phrase"
+BMC_PASSWORD = "Pw-only-the-BMC-knows-42"
+METADATA = """<?xml version="1.0" ?>
+<resource-agent name="fence_test"><parameters>
+  <parameter name="ip"/><parameter name="username"/><parameter name="password"/>
+</parameters></resource-agent>
+"""
 
 
 @pytest.fixture
 def admin(lab: Lab, tmp_path: Path) -> Iterator[dict[str, str]]:
     home = tmp_path / "home"
     shutil.copytree(lab.settings.pki_dir, home / "pki")
+    sbin = tmp_path / "sbin"  # a fence agent that documents a password (never called here)
+    sbin.mkdir()
+    agent = sbin / "fence_test"
+    agent.write_text(f"#!/bin/sh\n[ \"$1\" = -o ] && cat <<'EOF'\n{METADATA}EOF\n")
+    agent.chmod(0o755)
     e = dict(os.environ)
     e.update(
+        WHIMBREL_FENCE_AGENT_DIR=str(sbin),
         WHIMBREL_HOME=str(home),
         WHIMBREL_URL=f"http://127.0.0.1:{PORT}",
         WHIMBREL_LAB_NAME=lab.spec.name,
@@ -134,3 +147,43 @@ def test_roles_tokens_and_the_audit_trail_on_the_lab(admin: dict[str, str], lab:
     text = w(admin, "audit", "list", "--user", "olga", "--failed").stdout
     assert "E_FORBIDDEN" in text and "host.add" in text and "vm.migrate" not in text
     w(admin, "vm", "delete", "acl-vm", "--force")
+
+
+def test_a_fence_password_is_nowhere_but_sealed(admin: dict[str, str]) -> None:
+    home = Path(admin["WHIMBREL_HOME"])
+    w(admin, "serve", "--background", "--port", str(PORT))
+    w(admin, "lab", "enroll")
+    w(admin, "host", "fence", "set", "h4", "--agent", "fence_test", "--option", "ip=10.0.0.9",
+      "--secret-file", "password=-", stdin=BMC_PASSWORD + "\n")  # fmt: skip
+    argv = w(admin, "host", "fence", "set", "h4", "--agent", "fence_test",
+             "--option", f"password={BMC_PASSWORD}", rc=2)  # fmt: skip
+    assert "E_SECRET_ON_COMMAND_LINE" in argv.stderr
+    shown = json.loads(w(admin, "host", "fence", "show", "h4", "--json").stdout)
+    assert shown["options"] == {"ip": "10.0.0.9", "password": "***"}
+    seen = [shown, w(admin, "host", "show", "h4", "--json").stdout]
+    for job in json.loads(w(admin, "job", "list", "--json", "--limit", "500").stdout):
+        seen.append(w(admin, "job", "show", str(job["id"]), "--json").stdout)
+    seen.append(w(admin, "audit", "list", "--json", "--limit", "500").stdout)
+    assert BMC_PASSWORD not in json.dumps(seen)
+    for f in home.rglob("*"):  # the store (and its WAL), the log, the key, the token
+        if f.is_file():
+            assert BMC_PASSWORD.encode() not in f.read_bytes(), f
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            assert BMC_PASSWORD.encode() not in cmdline.read_bytes(), cmdline
+
+
+def test_the_api_off_loopback_only_over_tls(admin: dict[str, str], lab: Lab) -> None:
+    import httpx
+
+    addr = lab.spec.gateway(0)  # the lab's management bridge, on this machine
+    refused = w(admin, "serve", "--host", addr, "--port", str(PORT), rc=2)
+    assert "E_API_TLS_REQUIRED" in refused.stderr
+    env = dict(admin, WHIMBREL_URL=f"https://{addr}:{PORT}")
+    w(env, "serve", "--background", "--host", addr, "--port", str(PORT), "--tls")
+    assert json.loads(w(env, "host", "list", "--json").stdout) == []  # CA-checked HTTPS
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://{addr}:{PORT}/api/v1/health", timeout=5)
+    with pytest.raises(httpx.ConnectError):  # a client that does not trust Whimbrel's CA
+        httpx.get(f"https://{addr}:{PORT}/api/v1/health", timeout=5)
+    w(env, "serve", "--stop")

@@ -136,3 +136,29 @@ def test_uri_that_does_not_answer(lab: Lab, lab_api: Api) -> None:
     job = lab_api.job("POST", "/hosts", {"name": "ghost", "uri": uri})
     assert job["error"]["code"] == "E_HOST_UNREACHABLE" and job["rollback"] == "clean"
     assert "ghost" not in [h["name"] for h in lab_api.call("GET", "/hosts").json()]
+
+
+def _as_client(pki: Path, cert: str, key: str, dest: Path) -> Path:
+    """A pkipath directory presenting ``cert`` and ``key`` of a host's bundle as a client."""
+    dest.mkdir()
+    shutil.copy(pki / "cacert.pem", dest / "cacert.pem")
+    shutil.copy(pki / cert, dest / "clientcert.pem")
+    shutil.copy(pki / key, dest / "clientkey.pem")
+    return dest
+
+
+def test_a_host_certificate_is_no_client_of_another_host(lab: Lab, tmp_path: Path) -> None:
+    """One compromised hypervisor does not control the others: its server certificate logs
+    in nowhere, and its peer certificate only at its own cluster's peers."""
+    h1, h2, h3 = (lab.spec.host(n) for n in ("h1", "h2", "h3"))
+    pki1, pki3 = h1.dir / "pki", h3.dir / "pki"
+    server = _as_client(pki1, "servercert.pem", "serverkey.pem", tmp_path / "server")
+    with pytest.raises(HostUntrusted) as info:
+        open_host(h2.uri, server)
+    assert info.value.code == "E_HOST_REJECTS_MANAGER"
+    other_cluster = _as_client(pki3, "peercert.pem", "peerkey.pem", tmp_path / "beta-peer")
+    with pytest.raises(HostUntrusted) as info:
+        open_host(h1.uri, other_cluster)  # h3 is in beta, h1 in alpha
+    assert info.value.code == "E_HOST_REJECTS_MANAGER"
+    peer = _as_client(pki1, "peercert.pem", "peerkey.pem", tmp_path / "alpha-peer")
+    assert open_host(h2.uri, peer).free_memory_mib() > 0  # its own cluster's peer: admitted

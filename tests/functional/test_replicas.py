@@ -90,7 +90,8 @@ def pair(lab: Lab, postgres: str, tmp_path: Path) -> Iterator[tuple[Served, Serv
     a.start()
     wait_for(lambda: a.get("/replica")["leader"], timeout=30)
     (tmp_path / "b").mkdir(exist_ok=True)
-    shutil.copy(tmp_path / "a" / "token", tmp_path / "b" / "token")  # one token for all
+    for shared in ("token", "secret.key"):  # one token and one sealing key for all
+        shutil.copy(tmp_path / "a" / shared, tmp_path / "b" / shared)
     b.start()
     a.cli("lab", "enroll")
     yield a, b, link

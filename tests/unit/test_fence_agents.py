@@ -11,38 +11,6 @@ import pytest
 from tests.conftest import Api
 from whimbrel.ha.fence import fence
 
-METADATA = """<?xml version="1.0" ?>
-<resource-agent name="fence_test" shortdesc="Fence agent for the tests">
-<parameters>
-  <parameter name="ip"><content type="string"/></parameter>
-  <parameter name="username"><content type="string"/></parameter>
-  <parameter name="password"><content type="string"/></parameter>
-  <parameter name="ipmitool_path"><content type="string"/></parameter>
-  <parameter name="ssl_insecure"><content type="boolean"/></parameter>
-</parameters>
-</resource-agent>
-"""
-
-
-@pytest.fixture
-def agents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fence-agents directory with fence_test, which documents the options above and
-    reports OFF; its calls are written to calls.log."""
-    d = tmp_path / "sbin"
-    d.mkdir()
-    (tmp_path / "metadata.xml").write_text(METADATA)
-    agent = d / "fence_test"
-    agent.write_text(
-        "#!/bin/sh\n"
-        f'if [ "$1" = "-o" ]; then cat {tmp_path}/metadata.xml; exit 0; fi\n'
-        f"cat >> {tmp_path}/calls.log\n"
-        "echo 'Status: OFF'\n"
-    )
-    agent.chmod(0o755)
-    monkeypatch.setenv("WHIMBREL_FENCE_AGENT_DIR", str(d))
-    return d
-
-
 REFUSED = [
     ({"agent": "fence_test", "options": {"ipmitool_path": "/tmp/x"}}, "E_FENCE_OPTION_REFUSED"),
     ({"agent": "fence_test", "options": {"ssl_insecure": "1"}}, "E_FENCE_OPTION_REFUSED"),

@@ -7,9 +7,15 @@ import stat
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from whimbrel.pki import CertificateAuthority, write_client_bundle, write_host_bundle
+from whimbrel.pki import (
+    CertificateAuthority,
+    allowed_dns,
+    write_client_bundle,
+    write_host_bundle,
+)
 
 
 def test_ca_is_created_once_and_reloaded(tmp_path: Path) -> None:
@@ -28,8 +34,18 @@ def test_host_bundle_names_and_chain(tmp_path: Path) -> None:
     assert san.get_values_for_type(x509.DNSName) == ["h1"]
     assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("10.77.0.1")]
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert ExtendedKeyUsageOID.SERVER_AUTH in eku and ExtendedKeyUsageOID.CLIENT_AUTH in eku
-    for f in ("serverkey.pem", "clientkey.pem", "qemu/server-key.pem"):
+    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]  # it can log in nowhere
+    peer = x509.load_pem_x509_certificate((tmp_path / "h1/clientcert.pem").read_bytes())
+    peer.verify_directly_issued_by(ca.cert)
+    assert peer.subject.rfc4514_string() == "CN=whimbrel-peer-h1,O=Whimbrel"
+    eku = peer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert (tmp_path / "h1/qemu/client-cert.pem").read_bytes() == peer.public_bytes(
+        serialization.Encoding.PEM
+    )
+    assert "CN=whimbrel-peer-h1,O=Whimbrel" in allowed_dns(("h1", "h2"))
+    assert "O=Whimbrel,CN=whimbrel-manager" in allowed_dns(())
+    for f in ("serverkey.pem", "clientkey.pem", "peerkey.pem", "qemu/server-key.pem"):
         assert stat.S_IMODE((tmp_path / "h1" / f).stat().st_mode) == 0o600
     assert (tmp_path / "h1/qemu/ca-cert.pem").read_bytes() == ca.cert_pem
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -159,7 +159,7 @@ def add_routes(app: FastAPI, manager: Manager) -> None:
         failed: bool | None = None,
         since: datetime | None = None,
         before: int = 0,
-        limit: int = 100,
+        limit: int = Query(100, ge=1, le=audit.MAX_PAGE),
     ) -> list[dict[str, Any]]:
         """The trail, newest first; page back with ``before`` (the last id seen)."""
         require(request.principal(), Role.READ_ONLY, None, "reading the audit trail")

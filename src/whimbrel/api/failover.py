@@ -11,6 +11,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from whimbrel.access import request
+from whimbrel.access.policy import needed_role, require
+from whimbrel.access.scope import clusters_of
+from whimbrel.access.vault import masked
+from whimbrel.ha.fence import check_config
 from whimbrel.ha.guards import ha_settings
 from whimbrel.manager import Manager
 from whimbrel.ops import Op, OpHaSet, OpHostFailover, OpHostFenceSet
@@ -33,10 +38,7 @@ class HaSetIn(BaseModel):
 
 def _shown(fence: dict[str, Any]) -> dict[str, Any]:
     """The settings without secrets."""
-    opts = {
-        k: ("***" if "pass" in k.lower() else v) for k, v in dict(fence.get("options", {})).items()
-    }
-    return {"agent": fence.get("agent", ""), "options": opts}
+    return {"agent": fence.get("agent", ""), "options": masked(dict(fence.get("options", {})))}
 
 
 def add_routes(
@@ -52,7 +54,18 @@ def add_routes(
 
     @app.post("/api/v1/hosts/{name}/fence", dependencies=deps, status_code=202)
     def fence_set(name: str, body: FenceIn) -> JSONResponse:
-        return submit(OpHostFenceSet(name=name, agent=body.agent, options=body.options))
+        """The agent's secret options are sealed here: the job carries references only."""
+        bare = OpHostFenceSet(name=name, agent=body.agent)
+        request.state().record.action = bare.kind
+        with manager.sessions.begin() as s:
+            # Who may, and options the agent documents, before anything is stored.
+            needed, what = needed_role(bare)
+            require(request.principal(), needed, clusters_of(s, bare), what)
+            get_host(s, name)
+            if body.agent:
+                check_config(name, {"agent": body.agent, "options": body.options})
+            options = manager.vault.seal_options(s, f"host {name} fence", body.options)
+        return submit(OpHostFenceSet(name=name, agent=body.agent, options=options))
 
     @app.post("/api/v1/hosts/{name}/fence/confirm", dependencies=deps, status_code=202)
     def fence_confirm(name: str, body: ConfirmIn | None = None) -> JSONResponse:

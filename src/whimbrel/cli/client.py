@@ -15,6 +15,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from whimbrel.api.tls import client_context
 from whimbrel.config import Settings
 from whimbrel.errors import HostUnreachable, Unauthorized, WhimbrelError
 
@@ -39,6 +40,7 @@ class Client:
                 headers={"Authorization": f"Bearer {token}"} if token else {},
                 timeout=60.0,
                 transport=transport,
+                verify=client_context(settings) if url.startswith("https:") else True,
             )
             for url in self.urls
         ]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
+from whimbrel.access.vault import is_secret, read_secret
 from whimbrel.cli.context import client, out
 from whimbrel.cli.inventory import JSON, WAIT, _run
 from whimbrel.cli.render import emit_json, fields
@@ -32,15 +35,35 @@ def fence_set(
     option: list[str] = typer.Option(
         [], "--option", help="NAME=VALUE for the agent, as on its stdin (repeat): ip=, username=."
     ),
+    secret_file: list[str] = typer.Option(
+        [],
+        "--secret-file",
+        help="NAME=PATH: a secret option (password=...) read from PATH, or '-' for stdin; "
+        "never on the command line, where 'ps' shows it.",
+    ),
     wait: bool = WAIT,
 ) -> None:
-    """Set the agent; it is checked to exist here before it is saved."""
+    """Set the agent; it is checked to exist here before it is saved, and its secrets are
+    stored sealed."""
     options = {}
     for o in option:
         name, sep, value = o.partition("=")
         if not sep or not name:
             raise InvalidInput("E_FENCE_INVALID", f"--option {o!r} is not NAME=VALUE", "")
+        if is_secret(name):
+            raise InvalidInput(
+                "E_SECRET_ON_COMMAND_LINE",
+                f"--option {name}=... puts a secret on the command line, where every user of "
+                "this machine can read it ('ps')",
+                f"put it in a file of mode 0600 and give --secret-file {name}=FILE, or "
+                f"--secret-file {name}=- and type it on stdin",
+            )
         options[name] = value
+    for o in secret_file:
+        name, sep, path = o.partition("=")
+        if not sep or not name or not path:
+            raise InvalidInput("E_FENCE_INVALID", f"--secret-file {o!r} is not NAME=PATH", "")
+        options[name] = sys.stdin.readline().rstrip("\n") if path == "-" else read_secret(path)
     body = {"agent": "" if agent == "none" else agent, "options": options}
     _run(client().post(f"/hosts/{host}/fence", body), wait)
 

@@ -8,7 +8,12 @@ import typer
 
 from whimbrel.cli.context import out, settings
 from whimbrel.errors import InvalidInput
-from whimbrel.pki import CertificateAuthority, write_client_bundle, write_host_bundle
+from whimbrel.pki import (
+    CertificateAuthority,
+    allowed_dns,
+    write_client_bundle,
+    write_host_bundle,
+)
 
 pki_app = typer.Typer(
     help="Certificates: the manager's CA and the hosts' TLS identities.", no_args_is_help=True
@@ -36,12 +41,18 @@ def pki_issue(
         [], "--name", help="DNS name or IP address the host is reached at."
     ),
     out_dir: Path = typer.Option(..., "--out", help="Directory to write the host's files to."),
+    peer: list[str] = typer.Option(
+        [], "--peer", help="Another host that may migrate to this one (its cluster's nodes)."
+    ),
 ) -> None:
-    """Issue a host's server and client certificates from the manager's CA.
+    """Issue a host's server certificate (server use only) and its peer certificate (client
+    use only, for peer-to-peer migration) from the manager's CA.
 
     Copy the files to the host: cacert.pem to /etc/pki/CA/, servercert.pem and clientcert.pem
     to /etc/pki/libvirt/, the keys to /etc/pki/libvirt/private/, and qemu/ to
-    /etc/pki/qemu/ for encrypted migration streams.
+    /etc/pki/qemu/ for encrypted migration streams; then set the printed
+    tls_allowed_dn_list in libvirtd.conf, so that the host accepts only the manager and
+    its peers as clients.
     """
     if not name:
         raise InvalidInput(
@@ -57,3 +68,5 @@ def pki_issue(
         )
     write_host_bundle(_ca(), out_dir, host, tuple(name))
     out.print(f"issued {host} ({', '.join(name)}) into {out_dir}")
+    dns = ", ".join(f'"{d}"' for d in allowed_dns((host, *peer)))
+    out.print(f"libvirtd.conf on {host}: tls_allowed_dn_list = [ {dns} ]", soft_wrap=True)

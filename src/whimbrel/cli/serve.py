@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import typer
 
+from whimbrel.api.tls import server_files
 from whimbrel.cli.context import err, out, settings
 from whimbrel.config import DEFAULT_PORT
 from whimbrel.errors import HostUnreachable
@@ -21,7 +22,9 @@ from whimbrel.errors import HostUnreachable
 
 def _healthy(url: str) -> bool:
     try:
-        return httpx.get(url + "/api/v1/health", timeout=1.0).status_code == 200
+        # Its own child's readiness, before any token is sent: no certificate to check yet.
+        r = httpx.get(url + "/api/v1/health", timeout=1.0, verify=False)
+        return r.status_code == 200
     except httpx.TransportError:
         return False
 
@@ -37,6 +40,11 @@ def serve(
         help="This replica's name among managers sharing a PostgreSQL store "
         "(default: MACHINE:PORT).",
     ),
+    tls: bool = typer.Option(
+        False, "--tls", help="HTTPS with a certificate from Whimbrel's CA (issued once)."
+    ),
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", help="HTTPS with this PEM chain."),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="The key of --tls-cert."),
     admin_password_file: Path | None = typer.Option(
         None,
         "--admin-password-file",
@@ -47,10 +55,11 @@ def serve(
     """Run the manager: REST API (OpenAPI at /docs) and job runner.  Several may share
     one PostgreSQL store (WHIMBREL_DB_URL) as replicas; on SQLite only one may run."""
     s = settings()
-    url = f"http://{host}:{port}"
-    name = replica_name or f"{socket.gethostname()}:{port}"
     if stop:
         return _stop()
+    served = server_files(s, host, tls_cert, tls_key, tls)  # refused before anything starts
+    url = f"{'https' if served else 'http'}://{host}:{port}"
+    name = replica_name or f"{socket.gethostname()}:{port}"
     if background:
         if _healthy(url):
             out.print(f"manager already running at {url}")
@@ -78,6 +87,7 @@ def serve(
                 name,
                 "--admin-password-file",
                 str(admin_password_file),
+                *(["--tls-cert", str(served[0]), "--tls-key", str(served[1])] if served else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -116,7 +126,12 @@ def serve(
     err.print(f"replica {name}; token in {s.token_file}; API at {url}/api/v1, docs at {url}/docs")
     try:
         uvicorn.run(
-            create_app(manager, start_runner=False), host=host, port=port, log_level="warning"
+            create_app(manager, start_runner=False),
+            host=host,
+            port=port,
+            log_level="warning",
+            ssl_certfile=str(served[0]) if served else None,
+            ssl_keyfile=str(served[1]) if served else None,
         )
     finally:
         manager.stop()

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from whimbrel.access.vault import is_secret
 from whimbrel.errors import HostUnreachable, InvalidInput
 from whimbrel.lab import netns
 
@@ -115,8 +116,17 @@ class CommandFence:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise _failed(host, self.agent, f"{action}: {exc}") from exc
         if r.returncode != 0:
-            raise _failed(host, self.agent, f"{action} exited {r.returncode}", r.stderr[-2000:])
-        return r.stdout.strip()
+            detail = self._redacted(r.stderr[-2000:] + r.stdout[-500:])
+            raise _failed(host, self.agent, f"{action} exited {r.returncode}", detail)
+        return self._redacted(r.stdout.strip())
+
+    def _redacted(self, text: str) -> str:
+        """An agent's output without its secrets: some echo the command they ran (ipmitool
+        -P PASSWORD), and the output goes into the job and the log."""
+        for name, value in self.options.items():
+            if is_secret(name) and value:
+                text = text.replace(value, "***")
+        return text
 
     def off(self, host: str) -> str:
         self._call(host, "off")
@@ -208,7 +218,7 @@ def fence(host: str, config: dict[str, Any]) -> Fenced:
             f"host {host} is lost and has no fence agent: it is not proven dead, so its HA VMs "
             "are not restarted elsewhere (they could run twice)",
             f"configure one with 'whimbrel host fence set {host} --agent fence_ipmilan "
-            "--option ip=... --option username=... --option password=...', or power the host "
+            "--option ip=... --option username=... --secret-file password=FILE', or power the host "
             f"off and run 'whimbrel host fence confirm {host}'",
         )
     t0 = time.monotonic()

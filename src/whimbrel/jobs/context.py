@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from whimbrel.access.vault import is_ref
 from whimbrel.drivers.base import HostDriver
+from whimbrel.errors import WhimbrelError
 from whimbrel.jobs.bookkeeping import set_progress
 from whimbrel.ops import Op
 from whimbrel.store.models import JobStep
@@ -35,6 +37,18 @@ class RunContext:
         conns = self._runner.conns
         conns.drop(conns.uri_of(host_name))
         return conns.for_host(host_name)
+
+    def open_secrets(self, s: Session, options: dict[str, str]) -> dict[str, str]:
+        vault = self._runner.conns.vault
+        if vault is None:  # a pool made without the manager's key (some unit tests)
+            if any(is_ref(str(v)) for v in options.values()):
+                raise WhimbrelError(
+                    "E_SECRET_KEY_MISSING",
+                    "a sealed credential is needed but this manager has no key to open it",
+                    "start the manager with its key file (WHIMBREL_SECRET_KEY_FILE)",
+                )
+            return dict(options)
+        return vault.open_options(s, options)
 
     def probe(self, host_name: str, timeout_s: float) -> str:
         conns = self._runner.conns

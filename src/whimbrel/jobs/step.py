@@ -61,6 +61,10 @@ class JobContext(Protocol):
         """Drop the host's connection and open a new one (after the host restarted)."""
         ...
 
+    def open_secrets(self, s: Session, options: dict[str, str]) -> dict[str, str]:
+        """``options`` with their sealed secrets opened, for the one call that needs them."""
+        ...
+
     def probe(self, host_name: str, timeout_s: float) -> str:
         """Whether the host answers on a fresh connection now: "" if so, else why not."""
         ...

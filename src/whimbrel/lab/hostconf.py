@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from whimbrel.lab.topology import PKI_DIR, LabHost, shared_dir
+from whimbrel.pki import allowed_dns
 
 
 def _conf(values: dict[str, object]) -> str:
@@ -33,6 +34,8 @@ def libvirtd_conf(host: LabHost) -> str:
             "cert_file": f"{PKI_DIR}/servercert.pem",
             "ca_file": f"{PKI_DIR}/cacert.pem",
             "tls_no_verify_certificate": 0,
+            # Clients: the manager and this host's cluster peers, nobody else the CA signed.
+            "tls_allowed_dn_list": allowed_dns(host.lab.clusters[host.cluster]),
             "auth_tls": "none",
             "auth_unix_ro": "none",
             "auth_unix_rw": "none",

@@ -1,6 +1,6 @@
 """Peer trust between lab hosts, and how to break it in one direction.
 
-A host's peer identity is the client half of its bundle (pki.write_host_bundle):
+A host's peer identity is the client certificate of its bundle (pki.write_host_bundle):
 what it presents when it connects to another host itself (peer-to-peer
 migration).  Breaking trust swaps that half for a certificate from a CA the
 other hosts have never seen.  The host keeps trusting that CA itself, so its
@@ -27,11 +27,11 @@ def untrust(pki: Path, foreign_ca_dir: Path, cn: str) -> None:
 
 
 def retrust(pki: Path) -> None:
-    """Back to the host's own identity from the lab CA (its server leaf)."""
+    """Back to the host's own peer identity from the lab CA."""
     write_pem(pki / "cacert.pem", (pki / "qemu" / "ca-cert.pem").read_bytes())
-    write_pem(pki / "clientcert.pem", (pki / "servercert.pem").read_bytes())
-    write_pem(pki / "clientkey.pem", (pki / "serverkey.pem").read_bytes(), private=True)
+    write_pem(pki / "clientcert.pem", (pki / "peercert.pem").read_bytes())
+    write_pem(pki / "clientkey.pem", (pki / "peerkey.pem").read_bytes(), private=True)
 
 
 def trusted(pki: Path) -> bool:
-    return (pki / "clientcert.pem").read_bytes() == (pki / "servercert.pem").read_bytes()
+    return (pki / "clientcert.pem").read_bytes() == (pki / "peercert.pem").read_bytes()

@@ -71,3 +71,15 @@ class AuditEntry(Base):
     code: Mapped[str] = mapped_column(String(64), default="")  # the error's code, when one
     job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class SealedSecret(Base):
+    """A credential (a fence agent's password), sealed with the manager's key file.
+
+    Settings, job ops and results hold 'secret:ID' in its place (access/vault.py)."""
+
+    __tablename__ = "sealed_secrets"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), default="")  # what it is for
+    sealed: Mapped[str] = mapped_column(Text)  # a Fernet token
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

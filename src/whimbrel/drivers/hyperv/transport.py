@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import stat
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from whimbrel.access.vault import read_secret
 from whimbrel.drivers.hyperv.scripts import Script
 from whimbrel.errors import HostUnreachable, HostUntrusted, HypervisorError, InvalidInput
 
@@ -177,28 +175,6 @@ class PsrpTransport:
         for p in pools:
             with contextlib.suppress(Exception):  # closing a dead session is best effort
                 p.close()
-
-
-def read_secret(path: str) -> str:
-    """A password from a file its owner alone can read: a path that names any other file
-    (the URI comes from the API) would send its content to the host as a password."""
-    p = Path(path)
-    try:
-        st = p.stat()
-    except OSError as exc:
-        raise HostUntrusted(
-            "E_SECRET_FILE_REFUSED", f"password file {path} cannot be read: {exc}", _SECRET_FIX
-        ) from exc
-    if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077 or st.st_uid != os.getuid():
-        raise HostUntrusted(
-            "E_SECRET_FILE_REFUSED",
-            f"password file {path} is not a regular file of this user with mode 0600",
-            _SECRET_FIX,
-        )
-    return p.read_text().strip()
-
-
-_SECRET_FIX = "put the password alone in a file of the manager's user, mode 0600 (chmod 600 FILE)"
 
 
 def answer(

@@ -184,7 +184,8 @@ class HostFailover(Flow):
                 else:
                     ctx.step_progress(0.0, "fence", f"fencing host {op.name}")
                     ctx.keep_claim()  # a replica that lost this job fences nothing
-                    proof = fence(op.name, config).to_dict()
+                    opened = ctx.open_secrets(s, dict(config.get("options", {})))
+                    proof = fence(op.name, {**config, "options": opened}).to_dict()
                 mark_fenced(ctx, op.name, proof["proof"])
             ctx.progress("fence", 0, f"host {op.name} is off: {proof['proof']}", fenced=proof)
             return {"evidence": op.evidence, "epoch": op.epoch, **proof}

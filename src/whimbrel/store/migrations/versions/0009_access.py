@@ -1,4 +1,4 @@
-"""access: users, grants, API tokens, the append-only audit trail, and each job's user
+"""access: users, grants, API tokens, the append-only audit trail, sealed secrets, jobs' users
 
 Revision ID: 0009
 Revises: 0008
@@ -70,6 +70,13 @@ def upgrade() -> None:
         sa.Column("job_id", sa.Integer(), nullable=True),
         sa.Column("detail", sa.Text(), nullable=False),
     )
+    op.create_table(
+        "sealed_secrets",
+        sa.Column("id", sa.String(16), primary_key=True),
+        sa.Column("owner", sa.String(255), nullable=False),
+        sa.Column("sealed", sa.Text(), nullable=False),
+        sa.Column("created_at", _TS, nullable=False),
+    )
     # The trail is append-only in the store itself, not only in Whimbrel's code.
     if op.get_bind().dialect.name == "sqlite":
         for event in ("UPDATE", "DELETE"):
@@ -96,5 +103,5 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         op.execute("DROP TRIGGER audit_append_only ON audit")
         op.execute("DROP FUNCTION audit_append_only()")
-    for table in ("audit", "api_tokens", "grants", "users"):
+    for table in ("sealed_secrets", "audit", "api_tokens", "grants", "users"):
         op.drop_table(table)
