@@ -116,6 +116,11 @@ def test_roles_tokens_and_the_audit_trail_on_the_lab(admin: dict[str, str], lab:
     rita = as_user(admin, "rita", "read-only")
     assert "acl-vm" in w(rita, "vm", "list").stdout
     forbidden(rita, "vm", "stop", "acl-vm")
+    short = dict(rita, WHIMBREL_TOKEN_FILE=str(home / "rita-short.token"))
+    w(rita, "token", "create", "--expires", "2s", "--output", short["WHIMBREL_TOKEN_FILE"])
+    assert "acl-vm" in w(short, "vm", "list").stdout
+    time.sleep(2.5)
+    assert "E_AUTH_TOKEN_EXPIRED" in w(short, "vm", "list", rc=8).stderr
     carl = as_user(admin, "carl", "operator", cluster="beta")
     forbidden(carl, "vm", "migrate", "acl-vm", "--to", "h1")
     forbidden(carl, "host", "maintenance", "start", "h1")
@@ -138,6 +143,7 @@ def test_roles_tokens_and_the_audit_trail_on_the_lab(admin: dict[str, str], lab:
         ("carl", "vm.migrate", 403, "E_FORBIDDEN"),
         ("admin", "token.revoke", 200, ""),
         ("", "", 401, "E_AUTH_TOKEN_REVOKED"),
+        ("", "", 401, "E_AUTH_TOKEN_EXPIRED"),
         ("olga", "login", 401, "E_LOGIN_FAILED"),
     ]:
         assert entry in seen, (entry, sorted(seen))

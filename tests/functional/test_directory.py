@@ -83,6 +83,10 @@ def test_kerberos_only_and_unknown_computer_and_bad_login(dc: SambaDc, tmp_path:
     assert _codes(d, "HV01", "HV09") == ["E_AD_COMPUTER_NOT_FOUND"]
     bad = tmp_path / "pw"
     bad.write_text("wrong")
+    with pytest.raises(WhimbrelError) as info:  # readable by others: not read at all
+        LdapDirectory(replace(dc.config(), password_file=str(bad))).computer("HV01")
+    assert info.value.code == "E_SECRET_FILE_REFUSED"
+    bad.chmod(0o600)
     with pytest.raises(WhimbrelError) as info:
         LdapDirectory(replace(dc.config(), password_file=str(bad))).computer("HV01")
     assert info.value.code == "E_AD_BIND"

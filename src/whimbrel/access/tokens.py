@@ -35,8 +35,8 @@ def issue(
     if ttl is not None and not timedelta(0) < ttl <= MAX_TTL:
         raise InvalidInput(
             "E_TOKEN_EXPIRY",
-            f"a token's lifetime must be between 1 minute and {MAX_TTL.days} days, not {ttl}",
-            "give --expires as minutes, hours or days (90m, 12h, 30d), or 'never'",
+            f"a token's lifetime must be between 1 second and {MAX_TTL.days} days, not {ttl}",
+            "give --expires in seconds, minutes, hours or days (30s, 90m, 12h, 30d), or 'never'",
         )
     secret = token or PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
@@ -52,8 +52,8 @@ def issue(
 
 
 def parse_ttl(text: str) -> timedelta | None:
-    """'90m', '12h', '30d' or 'never'."""
-    units = {"m": 60, "h": 3600, "d": 86400}
+    """'30s' (a script's single task), '90m', '12h', '30d' or 'never'."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if text == "never":
         return None
     if len(text) >= 2 and text[:-1].isdigit() and text[-1] in units:
@@ -61,7 +61,7 @@ def parse_ttl(text: str) -> timedelta | None:
     raise InvalidInput(
         "E_TOKEN_EXPIRY",
         f"{text!r} is not a token lifetime",
-        "give minutes, hours or days (90m, 12h, 30d), or 'never'",
+        "give seconds, minutes, hours or days (30s, 90m, 12h, 30d), or 'never'",
     )
 
 

@@ -15,9 +15,9 @@ import os
 import ssl
 import threading
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Protocol
 
+from whimbrel.access.vault import read_secret
 from whimbrel.errors import HostUnreachable, HostUntrusted, NotFound, WrongState
 
 TRUSTED_FOR_DELEGATION = 0x80000  # unconstrained: Credential Guard blocks it
@@ -115,7 +115,7 @@ class LdapDirectory:
             version=ssl.PROTOCOL_TLS_CLIENT,
         )
         try:
-            password = Path(self.cfg.password_file).read_text().strip()
+            password = read_secret(self.cfg.password_file)
             server = Server(self.cfg.url, tls=tls, get_info="DSA", connect_timeout=5)
             conn = Connection(server, user=self.cfg.user, password=password, auto_bind=True)
         except LDAPBindError as exc:

@@ -39,7 +39,7 @@ class GrantIn(BaseModel):
 
 class TokenIn(BaseModel):
     label: str = ""
-    expires: str = "30d"  # 90m, 12h, 30d or never
+    expires: str = "30d"  # 30s, 90m, 12h, 30d or never
     user: str = ""  # another user's: fleet administrators only
 
 

@@ -140,7 +140,7 @@ def role_revoke(user: str, role: str, cluster: str = CLUSTER) -> None:
 @token_app.command("create")
 def token_create(
     label: str = typer.Option("", help="What the token is for."),
-    expires: str = typer.Option("30d", help="90m, 12h, 30d (the default), or never."),
+    expires: str = typer.Option("30d", help="30s, 90m, 12h, 30d (the default), or never."),
     user: str = typer.Option("", help="Another user's (fleet administrators only)."),
     output: Path | None = typer.Option(
         None, "--output", help="Write the token to this file (0600) instead of printing it."
