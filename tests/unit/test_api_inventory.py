@@ -114,5 +114,16 @@ def test_refresh_and_remove(api: Api, fleet: FakeFleet) -> None:
 def test_web_console_is_served_and_reads_the_api(api: Api) -> None:
     page = api.http.get("/", headers={"Authorization": ""})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    for needle in ('"/api/v1"', "/hosts", "/vms", "/jobs", "Bearer", "percent", "#token="):
+    for needle in (
+        '"/api/v1"',
+        "/hosts",
+        "/vms",
+        "/jobs",
+        "Bearer",
+        "percent",
+        "#token=",
+        "/login",
+        "/whoami",
+        "whimbrel-signed-in",
+    ):
         assert needle in page.text
