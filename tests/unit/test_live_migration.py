@@ -22,7 +22,7 @@ from whimbrel.domain.migration import (
 )
 from whimbrel.domain.vm import DomainInfo, VmState
 from whimbrel.errors import HypervisorError, NotFound, Stranded
-from whimbrel.jobs import live
+from whimbrel.jobs import live, postcopy
 from whimbrel.jobs.live import LiveMigration
 
 MEM = 256 * MIB
@@ -112,9 +112,10 @@ class Ctx:
 @pytest.fixture(autouse=True)
 def quick(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(live, "POLL_S", 0.01)
+    monkeypatch.setattr(postcopy, "POLL_S", 0.01)
     monkeypatch.setattr(live, "POSTCOPY_STALL_S", 0.2)
-    monkeypatch.setattr(live, "POSTCOPY_RECOVER_S", 1.0)
-    monkeypatch.setattr(live, "POSTCOPY_RETRY_S", 0.01)
+    monkeypatch.setattr(postcopy, "POSTCOPY_RECOVER_S", 1.0)
+    monkeypatch.setattr(postcopy, "POSTCOPY_RETRY_S", 0.01)
     monkeypatch.setattr(live, "EVENT_WAIT_S", 0.05)
 
 
