@@ -207,3 +207,26 @@ def test_passwords_are_hashed_and_checked_for_length(two: Api) -> None:
         "grants": [],
         "tokens": 1,
     }
+
+
+def test_a_cluster_scoped_user_reads_only_their_clusters(two: Api) -> None:
+    carl = as_user(two, "carl", "read-only", cluster="c1")
+    assert [v["name"] for v in carl.call("GET", "/vms").json()] == ["v1"]
+    assert [h["name"] for h in carl.call("GET", "/hosts").json()] == ["f1", "f2", "f3"]
+    assert [c["name"] for c in carl.call("GET", "/clusters").json()] == ["c1"]
+    assert carl.error("GET", "/vms/w1") == (404, "E_VM_NOT_FOUND")
+    assert carl.error("GET", "/vms/w1/heartbeat") == (404, "E_VM_NOT_FOUND")
+    assert carl.error("GET", "/hosts/g1") == (404, "E_HOST_NOT_FOUND")
+    assert carl.error("GET", "/hosts/g1/fence") == (404, "E_HOST_NOT_FOUND")
+    assert carl.error("GET", "/clusters/c2") == (404, "E_CLUSTER_NOT_FOUND")
+    assert carl.call("GET", "/vms/v1").status_code == 200
+    theirs = {j["subject"] for j in carl.call("GET", "/jobs", params={"limit": 500}).json()}
+    assert "v1" in theirs and "w1" not in theirs and "g1" not in theirs
+    w1_job = next(
+        j["id"] for j in two.call("GET", "/jobs", params={"limit": 500}).json()
+        if j["subject"] == "w1"
+    )  # fmt: skip
+    assert carl.error("GET", f"/jobs/{w1_job}") == (404, "E_JOB_NOT_FOUND")
+    fleet = as_user(two, "fred", "read-only")
+    assert [v["name"] for v in fleet.call("GET", "/vms").json()] == ["v1", "w1"]
+    assert fleet.call("GET", f"/jobs/{w1_job}").status_code == 200

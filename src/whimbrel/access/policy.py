@@ -77,6 +77,13 @@ class Principal:
         return all(self.rank_on(c) >= _RANK[needed] for c in where)
 
     @property
+    def seen(self) -> set[str] | None:
+        """The clusters this user sees (None: the whole fleet, with any fleet-wide role)."""
+        if any(c == FLEET for _r, c in self.grants):
+            return None
+        return {c for _r, c in self.grants}
+
+    @property
     def fleet_administrator(self) -> bool:
         return self.may(Role.ADMINISTRATOR, None)
 

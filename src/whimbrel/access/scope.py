@@ -7,9 +7,10 @@ scoped to one cluster learns nothing about names outside it.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
+from whimbrel.errors import not_found
 from whimbrel.ops import (
     Op,
     OpClusterAddHost,
@@ -29,7 +30,7 @@ from whimbrel.ops import (
     OpVmStart,
     OpVmStop,
 )
-from whimbrel.store.models import Cluster, Host, Vm
+from whimbrel.store.models import Cluster, Host, Job, Vm
 
 _HOST_OPS = (
     OpHostRefresh,
@@ -84,3 +85,20 @@ def clusters_of(s: Session, op: Op) -> set[str] | None:
 def one(cluster: str | None) -> set[str] | None:
     """A single cluster as a scope (None: the fleet)."""
     return None if cluster is None else {cluster}
+
+
+def shown(seen: set[str] | None, cluster: str | None, kind: str, name: str) -> None:
+    """A user scoped to some clusters reads only what is in them: anything else is
+    answered as unknown, so that names outside their scope leak nothing."""
+    if seen is not None and cluster not in seen:
+        raise not_found(kind, name)
+
+
+def jobs_seen(seen: set[str], user: str) -> ColumnElement[bool]:
+    """A scoped user's jobs: their own, and those whose subject is a host or VM of
+    their clusters (failovers and drains included)."""
+    hosts = select(Host.name).join(Cluster, Host.cluster_id == Cluster.id)
+    hosts = hosts.where(Cluster.name.in_(seen))
+    vms = select(Vm.name).join(Host, Vm.host_id == Host.id)
+    vms = vms.join(Cluster, Host.cluster_id == Cluster.id).where(Cluster.name.in_(seen))
+    return or_(Job.user == user, Job.subject.in_(hosts), Job.subject.in_(vms))

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from whimbrel import __version__
 from whimbrel.access import request
 from whimbrel.access.policy import Role, needed_role, require
-from whimbrel.access.scope import clusters_of
+from whimbrel.access.scope import clusters_of, shown
 from whimbrel.api.access import add_routes as access_routes
 from whimbrel.api.failover import add_routes as failover_routes
 from whimbrel.api.guard import RequestGuard
@@ -51,7 +51,15 @@ from whimbrel.ops import (
     op_from_dict,
 )
 from whimbrel.store.models import Cluster
-from whimbrel.store.repo import get_cluster, get_host, get_job, get_vm, vm_host_name
+from whimbrel.store.repo import (
+    cluster_of_vm,
+    get_cluster,
+    get_host,
+    get_job,
+    get_vm,
+    job_not_found,
+    vm_host_name,
+)
 from whimbrel.web import CONSOLE
 
 T = TypeVar("T")
@@ -194,7 +202,12 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
     # -- hosts -----------------------------------------------------------------
     @app.get("/api/v1/hosts/{name}", dependencies=deps)
     def show_host(name: str) -> dict[str, Any]:
-        return read(lambda s: host_view(get_host(s, name), detail=True))
+        def go(s: Session) -> dict[str, Any]:
+            h = get_host(s, name)
+            shown(request.principal().seen, h.cluster.name if h.cluster else None, "host", name)
+            return host_view(h, detail=True)
+
+        return read(go)
 
     @app.post("/api/v1/hosts", dependencies=deps, status_code=202)
     def add_host(body: HostIn) -> JSONResponse:
@@ -211,12 +224,15 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
     # -- clusters --------------------------------------------------------------
     @app.get("/api/v1/clusters", dependencies=deps)
     def list_clusters() -> list[dict[str, Any]]:
-        return read(
-            lambda s: [cluster_view(c) for c in s.scalars(select(Cluster).order_by(Cluster.name))]
-        )
+        seen = request.principal().seen
+        q = select(Cluster).order_by(Cluster.name)
+        if seen is not None:
+            q = q.where(Cluster.name.in_(seen))
+        return read(lambda s: [cluster_view(c) for c in s.scalars(q)])
 
     @app.get("/api/v1/clusters/{name}", dependencies=deps)
     def show_cluster(name: str) -> dict[str, Any]:
+        shown(request.principal().seen, name, "cluster", name)
         return read(lambda s: cluster_view(get_cluster(s, name)))
 
     @app.post("/api/v1/clusters", dependencies=deps, status_code=202)
@@ -238,11 +254,17 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
     # -- VMs -------------------------------------------------------------------
     @app.get("/api/v1/vms/{name}", dependencies=deps)
     def show_vm(name: str) -> dict[str, Any]:
-        return read(lambda s: vm_view(get_vm(s, name)))
+        def go(s: Session) -> dict[str, Any]:
+            vm = get_vm(s, name)
+            shown(request.principal().seen, cluster_of_vm(vm), "vm", name)
+            return vm_view(vm)
+
+        return read(go)
 
     @app.get("/api/v1/vms/{name}/heartbeat", dependencies=deps)
     def vm_heartbeat(name: str) -> dict[str, Any]:
         """The guest's newest heartbeat line, read live from its host."""
+        show_vm(name)  # a VM outside the user's clusters is unknown to them
         host = read(lambda s: vm_host_name(s, name))
         if not host:
             return {"heartbeat": None}
@@ -295,7 +317,17 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
     # -- jobs ------------------------------------------------------------------
     @app.get("/api/v1/jobs/{job_id}", dependencies=deps)
     def show_job(job_id: int) -> dict[str, Any]:
-        return read(lambda s: job_view(get_job(s, job_id), steps=True))
+        p = request.principal()
+
+        def go(s: Session) -> dict[str, Any]:
+            job = get_job(s, job_id)
+            if p.seen is not None and job.user != p.user:
+                scope = clusters_of(s, op_from_dict(job.op))
+                if scope is None or not scope <= p.seen:
+                    raise job_not_found(job_id)
+            return job_view(job, steps=True)
+
+        return read(go)
 
     @app.post("/api/v1/jobs/{job_id}/cancel", dependencies=deps, status_code=202)
     def cancel_job(job_id: int) -> dict[str, Any]:

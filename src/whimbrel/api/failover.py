@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from whimbrel.access import request
 from whimbrel.access.policy import needed_role, require
-from whimbrel.access.scope import clusters_of
+from whimbrel.access.scope import clusters_of, shown
 from whimbrel.access.vault import masked
 from whimbrel.ha.fence import check_config
 from whimbrel.ha.guards import ha_settings
@@ -50,7 +50,12 @@ def add_routes(
 ) -> None:
     @app.get("/api/v1/hosts/{name}/fence", dependencies=deps)
     def fence_show(name: str) -> dict[str, Any]:
-        return dict(read(lambda s: _shown(get_host(s, name).fence)))
+        def go(s: Session) -> dict[str, Any]:
+            h = get_host(s, name)
+            shown(request.principal().seen, h.cluster.name if h.cluster else None, "host", name)
+            return _shown(h.fence)
+
+        return dict(read(go))
 
     @app.post("/api/v1/hosts/{name}/fence", dependencies=deps, status_code=202)
     def fence_set(name: str, body: FenceIn) -> JSONResponse:

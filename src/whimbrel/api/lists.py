@@ -20,6 +20,8 @@ from fastapi.params import Depends
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from whimbrel.access.request import principal as request_principal
+from whimbrel.access.scope import jobs_seen
 from whimbrel.api.views import host_view, job_view, vm_view
 from whimbrel.errors import InvalidInput, NotFound, WhimbrelError
 from whimbrel.manager import Manager
@@ -80,8 +82,13 @@ def add_routes(
         n = _limit(limit, PAGE_MAX)
         q = select(Host).options(selectinload(Host.cluster), selectinload(Host.vms))
         q = q.where(Host.name > cursor).order_by(Host.name).limit(n + 1)
+        seen = request_principal().seen
+        if cluster or seen is not None:
+            q = q.join(Cluster, Host.cluster_id == Cluster.id)
         if cluster:
-            q = q.join(Cluster, Host.cluster_id == Cluster.id).where(Cluster.name == cluster)
+            q = q.where(Cluster.name == cluster)
+        if seen is not None:
+            q = q.where(Cluster.name.in_(seen))
         if state:
             q = q.where(Host.state == state)
         rows = read(lambda s: [host_view(h) for h in s.scalars(q)])
@@ -103,12 +110,17 @@ def add_routes(
             selectinload(Vm.host).selectinload(Host.cluster), selectinload(Vm.disks)
         )
         q = q.where(Vm.name > cursor).order_by(Vm.name).limit(n + 1)
-        if host or cluster:
+        seen = request_principal().seen
+        if host or cluster or seen is not None:
             q = q.join(Host, Vm.host_id == Host.id)
         if host:
             q = q.where(Host.name == host)
+        if cluster or seen is not None:
+            q = q.join(Cluster, Host.cluster_id == Cluster.id)
         if cluster:
-            q = q.join(Cluster, Host.cluster_id == Cluster.id).where(Cluster.name == cluster)
+            q = q.where(Cluster.name == cluster)
+        if seen is not None:
+            q = q.where(Cluster.name.in_(seen))
         if state:
             q = q.where(Vm.state == state)
         rows = list(
@@ -147,6 +159,9 @@ def add_routes(
             q = q.where(Job.state == state)
         if kind:
             q = q.where(Job.kind == kind)
+        p = request_principal()
+        if p.seen is not None:
+            q = q.where(jobs_seen(p.seen, p.user))
         rows = read(lambda s: [job_view(j) for j in s.scalars(q)])
         return list(_page(request, response, rows, n, lambda j: str(j["id"])))
 

@@ -49,12 +49,16 @@ def cluster_of_vm(vm: Vm) -> str | None:
 def get_job(s: Session, job_id: int) -> Job:
     job = s.get(Job, job_id)
     if job is None:
-        raise NotFound(
-            "E_JOB_NOT_FOUND",
-            f"there is no job {job_id}",
-            "run 'whimbrel job list' to see the job ids",
-        )
+        raise job_not_found(job_id)
     return job
+
+
+def job_not_found(job_id: int) -> NotFound:
+    return NotFound(
+        "E_JOB_NOT_FOUND",
+        f"there is no job {job_id}",
+        "run 'whimbrel job list' to see the job ids",
+    )
 
 
 def apply_inventory(host: Host, inv: HostInventory) -> None:
