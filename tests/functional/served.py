@@ -19,22 +19,29 @@ from whimbrel.lab.lab import Lab
 WHIMBREL = [sys.executable, "-m", "whimbrel.cli.main"]
 
 
+def lab_env(lab: Lab, home: Path, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a manager of its own over the test lab, and of its CLI: its home
+    (with the lab's CA and the manager's certificate: the hosts trust it), its port."""
+    shutil.copytree(lab.settings.pki_dir, home / "pki")
+    env = dict(os.environ)
+    env.update(
+        WHIMBREL_HOME=str(home),
+        WHIMBREL_URL=f"http://127.0.0.1:{port}",
+        WHIMBREL_LAB_NAME=lab.spec.name,
+        WHIMBREL_LAB_DIR=str(lab.spec.root),
+        WHIMBREL_LAB_OCTET=str(lab.spec.octet),
+        **extra,
+    )
+    return env
+
+
 class Served:
     """``whimbrel serve`` in the background over the test lab, with a home of its own
     (its store too, unless ``env`` names one: replicas share a PostgreSQL store)."""
 
     def __init__(self, lab: Lab, home: Path, port: int, **env: str) -> None:
-        shutil.copytree(lab.settings.pki_dir, home / "pki")
         self.home, self.port = home, port
-        self.env = dict(os.environ)
-        self.env.update(
-            WHIMBREL_HOME=str(home),
-            WHIMBREL_URL=f"http://127.0.0.1:{port}",
-            WHIMBREL_LAB_NAME=lab.spec.name,
-            WHIMBREL_LAB_DIR=str(lab.spec.root),
-            WHIMBREL_LAB_OCTET=str(lab.spec.octet),
-            **env,
-        )
+        self.env = lab_env(lab, home, port, **env)
 
     def cli(self, *args: str) -> str:
         p = subprocess.run([*WHIMBREL, *args], env=self.env, capture_output=True, text=True)

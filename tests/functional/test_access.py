@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.functional.served import lab_env
 from tests.functional.test_migration import on_host
 from whimbrel.lab.lab import Lab
 
@@ -32,23 +31,12 @@ METADATA = """<?xml version="1.0" ?>
 
 @pytest.fixture
 def admin(lab: Lab, tmp_path: Path) -> Iterator[dict[str, str]]:
-    home = tmp_path / "home"
-    shutil.copytree(lab.settings.pki_dir, home / "pki")
     sbin = tmp_path / "sbin"  # a fence agent that documents a password (never called here)
     sbin.mkdir()
     agent = sbin / "fence_test"
     agent.write_text(f"#!/bin/sh\n[ \"$1\" = -o ] && cat <<'EOF'\n{METADATA}EOF\n")
     agent.chmod(0o755)
-    e = dict(os.environ)
-    e.update(
-        WHIMBREL_FENCE_AGENT_DIR=str(sbin),
-        WHIMBREL_HOME=str(home),
-        WHIMBREL_URL=f"http://127.0.0.1:{PORT}",
-        WHIMBREL_LAB_NAME=lab.spec.name,
-        WHIMBREL_LAB_DIR=str(lab.spec.root),
-        WHIMBREL_LAB_OCTET=str(lab.spec.octet),
-        COLUMNS="200",
-    )
+    e = lab_env(lab, tmp_path / "home", PORT, WHIMBREL_FENCE_AGENT_DIR=str(sbin), COLUMNS="200")
     yield e
     subprocess.run([*WHIMBREL, "serve", "--stop"], env=e, capture_output=True)
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -13,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.functional.served import lab_env
 from whimbrel.lab.lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -21,18 +20,8 @@ PORT = 8479
 
 @pytest.fixture
 def env(lab: Lab, tmp_path: Path) -> Iterator[dict[str, str]]:
-    home = tmp_path / "home"
     # A manager of its own, trusted by the lab's hosts: same CA, own store.
-    shutil.copytree(lab.settings.pki_dir, home / "pki")
-    e = dict(os.environ)
-    e.update(
-        WHIMBREL_HOME=str(home),
-        WHIMBREL_URL=f"http://127.0.0.1:{PORT}",
-        WHIMBREL_LAB_NAME=lab.spec.name,
-        WHIMBREL_LAB_DIR=str(lab.spec.root),
-        WHIMBREL_LAB_OCTET=str(lab.spec.octet),
-        COLUMNS="150",
-    )
+    e = lab_env(lab, tmp_path / "home", PORT, COLUMNS="150")
     yield e
     subprocess.run([*WHIMBREL, "serve", "--stop"], env=e, capture_output=True)
 

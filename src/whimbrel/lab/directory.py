@@ -117,10 +117,10 @@ class SambaDc:
         for name in s.computers:
             self._computer(name)
 
-    def _run(self, *cmd: str) -> str:
+    def _run(self, *cmd: str, stdin: str = "") -> str:
         """``cmd`` inside the domain controller's namespace."""
         full = ["ip", "netns", "exec", self.spec.netns, *cmd]
-        p = subprocess.run(full, capture_output=True, text=True)
+        p = subprocess.run(full, input=stdin, capture_output=True, text=True)
         if p.returncode != 0:
             raise LabError(
                 "E_LAB_DIRECTORY",
@@ -204,17 +204,8 @@ class SambaDc:
         have = self._run("samba-tool", "user", "list", "-s", str(self.conf))
         if name not in have.split():
             # The password goes on stdin's prompt, not on the command line.
-            full = ["ip", "netns", "exec", self.spec.netns, "samba-tool", "user", "create",
-                    name, "-s", str(self.conf)]  # fmt: skip
-            p = subprocess.run(full, input=f"{password}\n{password}\n", capture_output=True,
-                               text=True)  # fmt: skip
-            if p.returncode != 0:
-                raise LabError(
-                    "E_LAB_DIRECTORY",
-                    f"the lab's domain controller did not create user {name}",
-                    "run 'whimbrel lab directory down' and try again",
-                    (p.stderr or p.stdout)[-2000:],
-                )
+            self._run("samba-tool", "user", "create", name, "-s", str(self.conf),
+                      stdin=f"{password}\n{password}\n")  # fmt: skip
 
     def down(self) -> None:
         s = self.spec
