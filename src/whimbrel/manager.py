@@ -14,11 +14,12 @@ import os
 import socket
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from whimbrel.access.audit import Record, append
 from whimbrel.access.policy import Principal
-from whimbrel.access.tokens import authenticate, refused
+from whimbrel.access.tokens import RecentlyVerified, authenticate, refused
 from whimbrel.access.users import bootstrap
 from whimbrel.access.vault import Vault, seal_stored
 from whimbrel.config import Settings
@@ -53,6 +54,7 @@ class Manager:
         self.settings = settings
         self.sessions: sessionmaker[Session] = open_store(settings.db_url)
         self._engine: Engine = self.sessions.kw["bind"]
+        self._verified = RecentlyVerified()
         # On a store without users: 'admin', whose password (if made here) serve prints once.
         self.first_user_made, self.first_password = bootstrap(
             self.sessions, settings.token_file, first_password_file
@@ -105,8 +107,13 @@ class Manager:
         """The user of an API request's token (the API's guard asks, per request)."""
         if not token:
             raise refused(str(self.settings.token_file))
-        with self._engine.connect() as c:
-            return authenticate(c, token, str(self.settings.token_file))
+        try:
+            with self._engine.connect() as c:
+                p = authenticate(c, token, str(self.settings.token_file))
+        except DBAPIError as exc:  # the store is out of reach, not the token wrong
+            return self._verified.recall(token, exc)
+        self._verified.keep(token, p)
+        return p
 
     def audit(self, record: Record, source: str, method: str, path: str, status: int) -> None:
         """Append a request to the audit trail; a store that fails it is logged, since

@@ -11,6 +11,7 @@ from sqlalchemy import update
 from tests.conftest import Api
 from tests.unit.test_api_vms import _vm
 from whimbrel.drivers.fake import FakeFleet
+from whimbrel.errors import WhimbrelError
 from whimbrel.store.accounts import ApiToken
 
 PASSWORD = "correct horse battery"
@@ -230,3 +231,26 @@ def test_a_cluster_scoped_user_reads_only_their_clusters(two: Api) -> None:
     fleet = as_user(two, "fred", "read-only")
     assert [v["name"] for v in fleet.call("GET", "/vms").json()] == ["v1", "w1"]
     assert fleet.call("GET", f"/jobs/{w1_job}").status_code == 200
+
+
+def test_a_store_out_of_reach_leaves_recent_tokens_valid_for_a_grace(
+    two: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    m = two.manager
+    known = m.token
+    assert m.authenticate(known).user == "admin"  # checked against the store: remembered
+    unseen = two.call("POST", "/tokens", json={"label": "never used"}).json()["token"]
+
+    def down() -> None:
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(m._engine, "connect", down)
+    assert m.authenticate(known).user == "admin"
+    with pytest.raises(WhimbrelError) as info:
+        m.authenticate(unseen)
+    assert info.value.code == "E_STORE_UNREACHABLE" and "health" in info.value.fix
+    monkeypatch.setattr(m._verified, "grace_s", 0.0)
+    with pytest.raises(WhimbrelError):
+        m.authenticate(known)

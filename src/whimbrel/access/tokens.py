@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from whimbrel.access.policy import Principal
-from whimbrel.errors import InvalidInput, NotFound, Unauthorized
+from whimbrel.errors import HostUnreachable, InvalidInput, NotFound, Unauthorized
 from whimbrel.store.accounts import ApiToken, Grant, User
 
 PREFIX = "wbt_"  # recognisable to secret scanners and in a leaked log
@@ -134,3 +136,34 @@ def view(t: ApiToken) -> dict[str, object]:
 def _aware(t: datetime) -> datetime:
     """SQLite gives back naive times: they were written in UTC."""
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+class RecentlyVerified:
+    """Tokens this replica checked against the store lately, for when the store cannot be
+    reached: the replica's own view (``/replica``) must answer then, and nothing that
+    changes anything can run without the store anyway.  A token revoked elsewhere
+    meanwhile holds here for at most ``grace_s``."""
+
+    def __init__(self, grace_s: float = 60.0, size: int = 10_000):
+        self.grace_s, self.size = grace_s, size
+        self._seen: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def keep(self, token: str, p: Principal) -> None:
+        with self._lock:
+            if len(self._seen) >= self.size:
+                self._seen.clear()
+            self._seen[digest(token)] = (time.monotonic(), p)
+
+    def recall(self, token: str, cause: Exception) -> Principal:
+        with self._lock:
+            seen = self._seen.get(digest(token))
+        if seen is not None and time.monotonic() - seen[0] < self.grace_s:
+            return seen[1]
+        raise HostUnreachable(
+            "E_STORE_UNREACHABLE",
+            "the manager cannot reach its store to check the API token",
+            "check the database server and the link to it (WHIMBREL_DB_URL); "
+            "/api/v1/health says what the manager sees, without a token",
+            str(cause),
+        ) from cause
