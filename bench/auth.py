@@ -3,13 +3,14 @@
 Measured in process on a store of its own (SQLite by default, PostgreSQL by
 ``--db-url``), with 1,000 users and 5,000 tokens in it:
 
-- the guard's whole added work on an authenticated request (the token read in a
-  worker thread, the grants, the request's state) against the same request on an
-  open path, through the same middleware and the same no-op application;
-- the token check alone, against the floor of one indexed row read by raw SQL on
-  the same store.
+- the guard's whole added work on an authenticated request against the same request
+  on an open path, through the same middleware and the same no-op application: for a
+  token checked in the last 2 s (what a client making requests mostly sends: no store
+  read, no worker thread), and for one read from the store (in a worker thread);
+- the store check alone, against the floor of one indexed row read by raw SQL on the
+  same store.
 
-The goal: under 1 ms per request at p95.
+The goal: under 1 ms added per request at p95.
 
     .venv/bin/python bench/auth.py [--requests 3000] [--db-url URL]
 """
@@ -100,11 +101,13 @@ def main() -> None:
     def noaudit(*_a: Any) -> None:
         return None
 
-    guard = RequestGuard(app, manager.authenticate, noaudit)
+    guard = RequestGuard(app, manager.authenticate, noaudit, fresh=manager.recently_verified)
     n = args.requests
     for path in ("/api/v1/health", "/api/v1/vms"):  # warm both
         asyncio.run(requests(guard, path, token, 50))
     open_ms = asyncio.run(requests(guard, "/api/v1/health", token, n))
+    warm_ms = asyncio.run(requests(guard, "/api/v1/vms", token, n))
+    manager._verified.fresh_s = 0.0  # every request reads the store
     auth_ms = asyncio.run(requests(guard, "/api/v1/vms", token, n))
     check_ms = timed(lambda: manager.authenticate(token), n)
     d = digest(token)
@@ -116,19 +119,24 @@ def main() -> None:
             ).one(),
             n,
         )
+    warm50 = pct(warm_ms, 0.5) - pct(open_ms, 0.5)
+    warm95 = pct(warm_ms, 0.95) - pct(open_ms, 0.95)
     extra50 = pct(auth_ms, 0.5) - pct(open_ms, 0.5)
     extra95 = pct(auth_ms, 0.95) - pct(open_ms, 0.95)
     store = "PostgreSQL" if settings.db_url.startswith("postgresql") else "SQLite"
     print(f"token check on {store}, 1,000 users / 5,000 tokens, {n} requests each")
     print(f"{'':34} {'p50 ms':>8} {'p95 ms':>8}")
     print(f"{'request on an open path':34} {pct(open_ms, 0.5):8.3f} {pct(open_ms, 0.95):8.3f}")
-    print(f"{'request with a token':34} {pct(auth_ms, 0.5):8.3f} {pct(auth_ms, 0.95):8.3f}")
+    print(f"{'token checked < 2 s ago':34} {pct(warm_ms, 0.5):8.3f} {pct(warm_ms, 0.95):8.3f}")
+    print(f"{'  added by the check':34} {warm50:8.3f} {warm95:8.3f}")
+    print(f"{'token read from the store':34} {pct(auth_ms, 0.5):8.3f} {pct(auth_ms, 0.95):8.3f}")
     print(f"{'  added by the check':34} {extra50:8.3f} {extra95:8.3f}")
-    print(f"{'token check alone':34} {pct(check_ms, 0.5):8.3f} {pct(check_ms, 0.95):8.3f}")
+    print(f"{'store check alone':34} {pct(check_ms, 0.5):8.3f} {pct(check_ms, 0.95):8.3f}")
     print(f"{'raw indexed read (floor)':34} {pct(raw_ms, 0.5):8.3f} {pct(raw_ms, 0.95):8.3f}")
     ratio = statistics.median(check_ms) / statistics.median(raw_ms)
-    print(f"token check / raw read: {ratio:.1f}x; goal < 1 ms added at p95: "
-          f"{'met' if extra95 < 1.0 else 'MISSED'}")  # fmt: skip
+    print(f"store check / raw read: {ratio:.1f}x; goal < 1 ms added at p95: "
+          f"{'met' if warm95 < 1.0 else 'MISSED'} for a token checked < 2 s ago, "
+          f"{'met' if extra95 < 1.0 else 'MISSED'} for a store read")  # fmt: skip
     manager.stop()
 
 

@@ -107,6 +107,9 @@ class Manager:
         """The user of an API request's token (the API's guard asks, per request)."""
         if not token:
             raise refused(str(self.settings.token_file))
+        seen = self._verified.fresh(token)
+        if seen is not None:
+            return seen
         try:
             with self._engine.connect() as c:
                 p = authenticate(c, token, str(self.settings.token_file))
@@ -114,6 +117,14 @@ class Manager:
             return self._verified.recall(token, exc)
         self._verified.keep(token, p)
         return p
+
+    def recently_verified(self, token: str) -> Principal | None:
+        """The guard's first look, without a store read or a thread (access/tokens.py)."""
+        return self._verified.fresh(token) if token else None
+
+    def access_changed(self) -> None:
+        """A token revoked, a grant or a user changed: check every token again."""
+        self._verified.forget()
 
     def audit(self, record: Record, source: str, method: str, path: str, status: int) -> None:
         """Append a request to the audit trail; a store that fails it is logged, since

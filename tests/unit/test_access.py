@@ -247,10 +247,28 @@ def test_a_store_out_of_reach_leaves_recent_tokens_valid_for_a_grace(
         raise OperationalError("SELECT", {}, Exception("connection refused"))
 
     monkeypatch.setattr(m._engine, "connect", down)
-    assert m.authenticate(known).user == "admin"
+    assert m.authenticate(known).user == "admin"  # checked moments ago: no store read
+    monkeypatch.setattr(m._verified, "fresh_s", 0.0)
+    assert m.authenticate(known).user == "admin"  # the store failed: within the grace
     with pytest.raises(WhimbrelError) as info:
         m.authenticate(unseen)
     assert info.value.code == "E_STORE_UNREACHABLE" and "health" in info.value.fix
     monkeypatch.setattr(m._verified, "grace_s", 0.0)
     with pytest.raises(WhimbrelError):
         m.authenticate(known)
+
+
+def test_a_revocation_elsewhere_holds_here_within_the_freshness(
+    two: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = two.manager
+    t = two.call("POST", "/tokens", json={"label": "replica b revokes it"}).json()
+    assert m.authenticate(t["token"]).token_id == t["id"]
+    with m.sessions.begin() as s:  # another replica revokes it in the shared store
+        now = datetime.now(UTC)
+        s.execute(update(ApiToken).where(ApiToken.id == t["id"]).values(revoked_at=now))
+    assert m.authenticate(t["token"]).token_id == t["id"]  # for at most fresh_s here
+    monkeypatch.setattr(m._verified, "fresh_s", 0.0)
+    with pytest.raises(WhimbrelError) as info:
+        m.authenticate(t["token"])
+    assert info.value.code == "E_AUTH_TOKEN_REVOKED"

@@ -65,6 +65,7 @@ class Principal:
     user: str
     token_id: str
     grants: tuple[tuple[str, str], ...]
+    expires: float | None = None  # the token's end (epoch seconds); None: never
 
     def rank_on(self, cluster: str) -> int:
         """The highest role that holds on ``cluster`` (FLEET: fleet-wide grants only)."""

@@ -95,7 +95,8 @@ def authenticate(conn: Connection, token: str, token_file: str) -> Principal:
             "log in again ('whimbrel login') or create a new token ('whimbrel token create')",
         )
     grants = tuple((r[4], r[5]) for r in rows if r[4] is not None)
-    return Principal(name, token_id, grants)
+    end = None if expires_at is None else _aware(expires_at).timestamp()
+    return Principal(name, token_id, grants, end)
 
 
 def refused(token_file: str) -> Unauthorized:
@@ -139,13 +140,18 @@ def _aware(t: datetime) -> datetime:
 
 
 class RecentlyVerified:
-    """Tokens this replica checked against the store lately, for when the store cannot be
-    reached: the replica's own view (``/replica``) must answer then, and nothing that
-    changes anything can run without the store anyway.  A token revoked elsewhere
-    meanwhile holds here for at most ``grace_s``."""
+    """Tokens this replica checked against the store lately.
 
-    def __init__(self, grace_s: float = 60.0, size: int = 10_000):
-        self.grace_s, self.size = grace_s, size
+    Within ``fresh_s`` of its check a token is taken as checked (its expiry still
+    applies): a request then costs no store read, and a revocation or a grant changed
+    on another replica holds here within that time (at once on this one, which forgets
+    everything it remembers on such a change).  When the store cannot be reached, a
+    token checked within ``grace_s`` is still accepted, so that the replica's own view
+    (``/replica``) answers; nothing that changes anything runs without the store anyway.
+    """
+
+    def __init__(self, fresh_s: float = 2.0, grace_s: float = 60.0, size: int = 10_000):
+        self.fresh_s, self.grace_s, self.size = fresh_s, grace_s, size
         self._seen: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
@@ -155,11 +161,21 @@ class RecentlyVerified:
                 self._seen.clear()
             self._seen[digest(token)] = (time.monotonic(), p)
 
-    def recall(self, token: str, cause: Exception) -> Principal:
+    def forget(self) -> None:
         with self._lock:
-            seen = self._seen.get(digest(token))
-        if seen is not None and time.monotonic() - seen[0] < self.grace_s:
-            return seen[1]
+            self._seen.clear()
+
+    def fresh(self, token: str) -> Principal | None:
+        """The user of a token checked moments ago and not expired since; None: ask the store."""
+        seen = self._get(token, self.fresh_s)
+        if seen is None or (seen.expires is not None and seen.expires <= time.time()):
+            return None
+        return seen
+
+    def recall(self, token: str, cause: Exception) -> Principal:
+        seen = self._get(token, self.grace_s)
+        if seen is not None:
+            return seen
         raise HostUnreachable(
             "E_STORE_UNREACHABLE",
             "the manager cannot reach its store to check the API token",
@@ -167,3 +183,10 @@ class RecentlyVerified:
             "/api/v1/health says what the manager sees, without a token",
             str(cause),
         ) from cause
+
+    def _get(self, token: str, within: float) -> Principal | None:
+        with self._lock:
+            seen = self._seen.get(digest(token))
+        if seen is None or time.monotonic() - seen[0] >= within:
+            return None
+        return seen[1]

@@ -93,6 +93,7 @@ def add_routes(app: FastAPI, manager: Manager) -> None:
         admin("user.remove")
         with manager.sessions.begin() as s:
             users.remove_user(s, name)
+        manager.access_changed()
         return {"removed": name}
 
     @app.put("/api/v1/users/{name}/password")
@@ -112,14 +113,18 @@ def add_routes(app: FastAPI, manager: Manager) -> None:
             if body.cluster:
                 get_cluster(s, body.cluster)
             users.grant(s, name, body.role, body.cluster)
-            return user_view(users.get_user(s, name))
+            view = user_view(users.get_user(s, name))
+        manager.access_changed()
+        return view
 
     @app.delete("/api/v1/users/{name}/grants")
     def revoke_grant(name: str, role: str, cluster: str = FLEET) -> dict[str, Any]:
         admin("role.revoke")
         with manager.sessions.begin() as s:
             users.revoke(s, name, role, cluster)
-            return user_view(users.get_user(s, name))
+            view = user_view(users.get_user(s, name))
+        manager.access_changed()
+        return view
 
     @app.get("/api/v1/tokens")
     def list_tokens(user: str = "", all_users: bool = False) -> list[dict[str, Any]]:
@@ -150,7 +155,9 @@ def add_routes(app: FastAPI, manager: Manager) -> None:
     def revoke_token(token_id: str) -> dict[str, Any]:
         request.state().record.action = "token.revoke"
         with manager.sessions.begin() as s:
-            return tokens.view(tokens.revoke(s, token_id, request.principal()))
+            view = tokens.view(tokens.revoke(s, token_id, request.principal()))
+        manager.access_changed()
+        return view
 
     @app.get("/api/v1/audit")
     def audit_list(

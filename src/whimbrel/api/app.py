@@ -120,7 +120,12 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
             manager.stop()
 
     app = FastAPI(title="Whimbrel", version=__version__, lifespan=lifespan)
-    app.add_middleware(RequestGuard, authenticate=manager.authenticate, audit=manager.audit)
+    app.add_middleware(
+        RequestGuard,
+        authenticate=manager.authenticate,
+        audit=manager.audit,
+        fresh=manager.recently_verified,
+    )
 
     @app.exception_handler(WhimbrelError)
     async def whimbrel_error(_req: Request, exc: WhimbrelError) -> JSONResponse:

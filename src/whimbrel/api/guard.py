@@ -35,9 +35,15 @@ class RequestGuard:
     change and every refusal of a token is appended to the audit trail."""
 
     def __init__(
-        self, app: Any, authenticate: Authenticate, audit: Audit, max_body: int = MAX_BODY
+        self,
+        app: Any,
+        authenticate: Authenticate,
+        audit: Audit,
+        max_body: int = MAX_BODY,
+        fresh: Callable[[str], Principal | None] = lambda _t: None,
     ) -> None:
         self.app, self.authenticate, self.audit, self.max_body = app, authenticate, audit, max_body
+        self.fresh = fresh  # a token checked moments ago: no store read, no worker thread
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -72,12 +78,14 @@ class RequestGuard:
         if scope["path"] not in OPEN:
             given = headers.get(b"authorization", b"").decode("latin-1")
             scheme, _, value = given.partition(" ")
-            try:
-                token = value.strip() if scheme.lower() == "bearer" else ""
-                state.principal = await to_thread.run_sync(self.authenticate, token)
-            except WhimbrelError as exc:
-                return exc
-            state.record.user = state.principal.user
+            token = value.strip() if scheme.lower() == "bearer" else ""
+            who = self.fresh(token)
+            if who is None:
+                try:
+                    who = await to_thread.run_sync(self.authenticate, token)
+                except WhimbrelError as exc:
+                    return exc
+            state.principal, state.record.user = who, who.user
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             return self._too_large()
