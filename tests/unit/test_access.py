@@ -272,3 +272,22 @@ def test_a_revocation_elsewhere_holds_here_within_the_freshness(
     with pytest.raises(WhimbrelError) as info:
         m.authenticate(t["token"])
     assert info.value.code == "E_AUTH_TOKEN_REVOKED"
+
+
+def test_repeated_failed_logins_are_throttled_by_user_and_address(two: Api) -> None:
+    from whimbrel.access.users import LOGIN_FAILURES
+
+    as_user(two, "lena", "read-only")
+    anon = Api(two.manager)
+    anon.http.headers.pop("Authorization")
+    for _ in range(LOGIN_FAILURES):
+        bad = anon.call("POST", "/login", json={"user": "lena", "password": "guess guess!"})
+        assert bad.json()["error"]["code"] == "E_LOGIN_FAILED"
+    right = anon.call("POST", "/login", json={"user": "lena", "password": PASSWORD})
+    assert right.status_code == 401 and right.json()["error"]["code"] == "E_LOGIN_THROTTLED"
+    assert "audit list --action login" in right.json()["error"]["fix"]
+    # The same address, another user: the address is throttled too.
+    as_user(two, "otto", "read-only")
+    other = anon.call("POST", "/login", json={"user": "otto", "password": PASSWORD})
+    assert other.json()["error"]["code"] == "E_LOGIN_THROTTLED"
+    assert two.call("GET", "/vms").status_code == 200  # tokens are not throttled

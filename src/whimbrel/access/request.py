@@ -19,6 +19,7 @@ _current: ContextVar[RequestState | None] = ContextVar("whimbrel_request", defau
 class RequestState:
     principal: Principal | None = None
     record: Record = field(default_factory=Record)
+    source: str = ""  # the client's address
 
 
 def begin(state: RequestState) -> None:

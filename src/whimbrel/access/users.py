@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -21,9 +22,11 @@ from whimbrel.access.policy import FLEET, Principal, Role, role
 from whimbrel.access.tokens import LOGIN_TTL, issue
 from whimbrel.domain.vm import check_name
 from whimbrel.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from whimbrel.store.accounts import ApiToken, Grant, User
+from whimbrel.store.accounts import ApiToken, AuditEntry, Grant, User
 
 FIRST_USER = "admin"
+LOGIN_FAILURES = 10  # within LOGIN_WINDOW, per user and per address: then refused
+LOGIN_WINDOW = timedelta(minutes=5)
 MIN_PASSWORD = 12
 REALMS = ("local", "ldap")
 _hasher = PasswordHasher()
@@ -129,9 +132,10 @@ def _keep_an_administrator(s: Session, user: User, leaving: Grant | None) -> Non
 
 
 def login(
-    s: Session, name: str, password: str, directory: DirectoryLogin | None
+    s: Session, name: str, password: str, directory: DirectoryLogin | None, source: str = ""
 ) -> tuple[ApiToken, str]:
     """A login token for ``name``; E_LOGIN_FAILED says nothing of which part was wrong."""
+    throttle(s, name, source)
     user = s.scalar(select(User).where(User.name == name))
     ok = False
     if user is None:
@@ -150,6 +154,26 @@ def login(
     if user.realm == "local" and _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     return issue(s, user, "login", LOGIN_TTL)
+
+
+def throttle(s: Session, name: str, source: str) -> None:
+    """Refuse a login after too many failed ones for that user or from that address within
+    the window, read from the audit trail (so every replica counts them all)."""
+    since = datetime.now(UTC) - LOGIN_WINDOW
+    failed = select(func.count(AuditEntry.id)).where(
+        AuditEntry.action == "login", AuditEntry.status == 401, AuditEntry.at >= since
+    )
+    for who, cond in (("user " + repr(name), AuditEntry.user == name),
+                      ("address " + source, AuditEntry.source == source)):  # fmt: skip
+        if (s.scalar(failed.where(cond)) or 0) >= LOGIN_FAILURES:
+            raise Unauthorized(
+                "E_LOGIN_THROTTLED",
+                f"{LOGIN_FAILURES} or more failed logins for {who} within the last "
+                f"{LOGIN_WINDOW.seconds // 60} minutes",
+                f"wait {LOGIN_WINDOW.seconds // 60} minutes; an administrator can set a new "
+                "password ('whimbrel user password'), and 'whimbrel audit list --action login "
+                "--failed' shows the attempts",
+            )
 
 
 def _verify(digest: str, password: str) -> bool:

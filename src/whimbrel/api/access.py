@@ -67,7 +67,8 @@ def add_routes(app: FastAPI, manager: Manager) -> None:
         record.user, record.action = body.user, "login"
         directory = directory_from_env()
         with manager.sessions.begin() as s:
-            row, token = users.login(s, body.user, body.password, directory)
+            source = request.state().source
+            row, token = users.login(s, body.user, body.password, directory, source)
             return {"token": token, **tokens.view(row)}
 
     @app.get("/api/v1/whoami")

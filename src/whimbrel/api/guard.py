@@ -52,7 +52,7 @@ class RequestGuard:
             return
         method = scope["method"]
         source = (scope.get("client") or ("", 0))[0]
-        state = RequestState()
+        state = RequestState(source=source)
         begin(state)
         status = 500
 
