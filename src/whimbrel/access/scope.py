@@ -31,6 +31,7 @@ from whimbrel.ops import (
     OpVmStop,
 )
 from whimbrel.store.models import Cluster, Host, Job, Vm
+from whimbrel.store.repo import cluster_of_host
 
 _HOST_OPS = (
     OpHostRefresh,
@@ -45,7 +46,7 @@ _VM_OPS = (OpVmStart, OpVmStop, OpVmSave, OpVmRestore, OpVmDelete, OpVmHa)
 
 def host_cluster(s: Session, host: str) -> str | None:
     h = s.scalar(select(Host).where(Host.name == host))
-    return h.cluster.name if h is not None and h.cluster is not None else None
+    return cluster_of_host(h) if h is not None else None
 
 
 def vm_cluster(s: Session, vm: str) -> str | None:

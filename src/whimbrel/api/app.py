@@ -52,13 +52,13 @@ from whimbrel.ops import (
 )
 from whimbrel.store.models import Cluster
 from whimbrel.store.repo import (
+    cluster_of_host,
     cluster_of_vm,
     get_cluster,
     get_host,
     get_job,
     get_vm,
     job_not_found,
-    vm_host_name,
 )
 from whimbrel.web import CONSOLE
 
@@ -209,7 +209,7 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
     def show_host(name: str) -> dict[str, Any]:
         def go(s: Session) -> dict[str, Any]:
             h = get_host(s, name)
-            shown(request.principal().seen, h.cluster.name if h.cluster else None, "host", name)
+            shown(request.principal().seen, cluster_of_host(h), "host", name)
             return host_view(h, detail=True)
 
         return read(go)
@@ -269,8 +269,13 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
     @app.get("/api/v1/vms/{name}/heartbeat", dependencies=deps)
     def vm_heartbeat(name: str) -> dict[str, Any]:
         """The guest's newest heartbeat line, read live from its host."""
-        show_vm(name)  # a VM outside the user's clusters is unknown to them
-        host = read(lambda s: vm_host_name(s, name))
+
+        def host_of(s: Session) -> str | None:
+            vm = get_vm(s, name)
+            shown(request.principal().seen, cluster_of_vm(vm), "vm", name)
+            return vm.host.name if vm.host is not None else None
+
+        host = read(host_of)
         if not host:
             return {"heartbeat": None}
         try:

@@ -19,7 +19,7 @@ from whimbrel.ha.fence import check_config
 from whimbrel.ha.guards import ha_settings
 from whimbrel.manager import Manager
 from whimbrel.ops import Op, OpHaSet, OpHostFailover, OpHostFenceSet
-from whimbrel.store.repo import get_host
+from whimbrel.store.repo import cluster_of_host, get_host
 
 
 class FenceIn(BaseModel):
@@ -52,7 +52,7 @@ def add_routes(
     def fence_show(name: str) -> dict[str, Any]:
         def go(s: Session) -> dict[str, Any]:
             h = get_host(s, name)
-            shown(request.principal().seen, h.cluster.name if h.cluster else None, "host", name)
+            shown(request.principal().seen, cluster_of_host(h), "host", name)
             return _shown(h.fence)
 
         return dict(read(go))

@@ -42,8 +42,12 @@ def vm_host_name(s: Session, name: str) -> str | None:
     return vm.host.name if vm.host is not None else None
 
 
+def cluster_of_host(h: Host) -> str | None:
+    return h.cluster.name if h.cluster is not None else None
+
+
 def cluster_of_vm(vm: Vm) -> str | None:
-    return vm.host.cluster.name if vm.host is not None and vm.host.cluster else None
+    return cluster_of_host(vm.host) if vm.host is not None else None
 
 
 def get_job(s: Session, job_id: int) -> Job:

@@ -17,6 +17,17 @@ depends_on = None
 _TS = sa.DateTime(timezone=True)
 
 
+def _user_id() -> sa.Column[int]:
+    """The owning user's key: a grant or token goes with its user."""
+    return sa.Column(
+        "user_id",
+        sa.Integer(),
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+
+
 def upgrade() -> None:
     op.create_table(
         "users",
@@ -29,13 +40,7 @@ def upgrade() -> None:
     op.create_table(
         "grants",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column(
-            "user_id",
-            sa.Integer(),
-            sa.ForeignKey("users.id", ondelete="CASCADE"),
-            nullable=False,
-            index=True,
-        ),
+        _user_id(),
         sa.Column("role", sa.String(32), nullable=False),
         sa.Column("cluster", sa.String(63), nullable=False),
         sa.UniqueConstraint("user_id", "role", "cluster"),
@@ -43,13 +48,7 @@ def upgrade() -> None:
     op.create_table(
         "api_tokens",
         sa.Column("id", sa.String(16), primary_key=True),
-        sa.Column(
-            "user_id",
-            sa.Integer(),
-            sa.ForeignKey("users.id", ondelete="CASCADE"),
-            nullable=False,
-            index=True,
-        ),
+        _user_id(),
         sa.Column("digest", sa.String(64), nullable=False, unique=True),
         sa.Column("label", sa.String(128), nullable=False),
         sa.Column("created_at", _TS, nullable=False),
