@@ -175,6 +175,8 @@ def test_users_roles_tokens_and_the_audit_trail(cli: CliRunner, tmp_path: Path) 
     assert code == 2 and "E_INVALID_ROLE" in err
     code, _, err = run(cli, "user", "add", "eve")  # no terminal, no file: no password
     assert code == 2 and "E_PASSWORD_SOURCE" in err
+    code, _, err = run(cli, "user", "add", "eve", "--password-file", str(tmp_path / "none"))
+    assert code == 2 and "E_PASSWORD_SOURCE" in err and "cannot be read" in err
     code, out, _ = run(cli, "audit", "list", "--user", "admin")
     assert code == 0 and "role.grant" in out and "token.create" in out
     code, out, _ = run(cli, "audit", "list", "--failed", "--json")

@@ -34,7 +34,14 @@ def read_password(path: str | None, confirm: bool = False) -> str:
     if path == "-":
         return sys.stdin.readline().rstrip("\n")
     if path:
-        return Path(path).read_text().strip()
+        try:
+            return Path(path).read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(
+                "E_PASSWORD_SOURCE",
+                f"the password file {path} cannot be read: {exc}",
+                "give a readable text file holding the password alone, or '-' for stdin",
+            ) from exc
     if not sys.stdin.isatty():
         raise InvalidInput(
             "E_PASSWORD_SOURCE",
