@@ -43,6 +43,7 @@ class Copy:
         self.state: VmState | None = VmState.PAUSED  # None: the source let the VM go
 
     def migrate(self, name: str, req: MigrationRequest, auto_converge: bool) -> None:
+        self.started = req
         self.end.wait(10)
         if self.fail is not None:
             raise self.fail
@@ -189,6 +190,16 @@ def test_a_copy_the_link_cannot_keep_up_with_switches_when_measured() -> None:
     fast = {"iteration": 2, "memory_bps": 48 * MIB, "dirty_rate_pps": 60 * MIB // 4096}
     r = run(mig, src, {"iteration": 1}, fast)
     assert src.calls == ["post-copy"] and "switched to post-copy" in r.strategy[-1]
+
+
+@pytest.mark.parametrize(("dirty", "armed"), [(4 * MIB, False), (24 * MIB, True), (-1, True)])
+def test_post_copy_is_armed_only_for_a_guest_that_may_need_it(dirty: int, armed: bool) -> None:
+    # Armed, QEMU's final pause of a plain pre-copy grows: a guest dirtying under half
+    # the usable link (48 MiB/s at 80 % here) converges with room and moves without it.
+    src = Copy()
+    mig = loop(src, Policy(postcopy=True), dirty)
+    run(mig, src, {"iteration": 1})
+    assert src.started.policy.postcopy is armed and mig.postcopy is armed
 
 
 def test_a_post_copy_that_stops_moving_is_paused_and_resumed() -> None:
