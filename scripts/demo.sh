@@ -45,3 +45,5 @@ $W vm migrate demo-alpha --to "$there"
 $W vm list
 echo "demo done in ${SECONDS} s." \
      "Next: 'whimbrel vm show demo-alpha', 'whimbrel job list', 'whimbrel lab down'."
+# The web console: the fleet live, and every action above from a browser.
+echo "web console (this machine's token in the link): $($W console)"

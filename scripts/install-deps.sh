@@ -12,6 +12,8 @@ PACKAGES=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
   pkg-config gcc libc6-dev iproute2 util-linux mount
   postgresql-15   # the tests prove the store on a real PostgreSQL server too
+  chromium        # the web console's tests drive it headless (Playwright)
+  xorriso         # ISO 9660 images for the tests of VMs with a CD-ROM
   # the lab's Active Directory (a Samba AD DC) for the Hyper-V delegation tests
   samba samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind
 )

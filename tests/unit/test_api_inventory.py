@@ -114,6 +114,13 @@ def test_refresh_and_remove(api: Api, fleet: FakeFleet) -> None:
 def test_web_console_is_served_and_reads_the_api(api: Api) -> None:
     page = api.http.get("/", headers={"Authorization": ""})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    text = page.text
+    for name in ("main.js", "api.js", "fleet.js", "actions.js", "pages.js", "console.css"):
+        asset = api.http.get(f"/console/{name}", headers={"Authorization": ""})
+        assert asset.status_code == 200, name
+        text += asset.text
+    assert api.http.get("/console/__init__.py").status_code == 404  # nothing else is served
+    assert api.http.get("/console/..%2F__init__.py").status_code == 404
     for needle in (
         '"/api/v1"',
         "/hosts",
@@ -125,5 +132,10 @@ def test_web_console_is_served_and_reads_the_api(api: Api) -> None:
         "/login",
         "/whoami",
         "whimbrel-signed-in",
+        "/events",
+        "/check",
+        "/maintenance/plan",
+        "/placement",
+        "/fence/confirm",
     ):
-        assert needle in page.text
+        assert needle in text, needle

@@ -4,7 +4,8 @@ Each list is ordered by a unique key and read by keyset: ``limit`` rows after
 ``cursor`` (the last key of the previous page), so a page costs the same at
 40,000 VMs as at 40.  The body stays a JSON list; the next page's cursor is in
 the ``X-Next-Cursor`` header and a ``Link: rel="next"`` (absent on the last
-page).  Filters (``host``, ``cluster``, ``state``) narrow the page in the query.
+page).  Filters (``host``, ``cluster``, ``state``, ``match``: a part of the name;
+``kind`` and ``subject`` for jobs) narrow the page in the query.
 Guest heartbeats are read from the hosts only when asked, for one page.
 """
 
@@ -78,6 +79,7 @@ def add_routes(
         cursor: str = "",
         cluster: str = "",
         state: str = "",
+        match: str = "",
     ) -> list[dict[str, Any]]:
         n = _limit(limit, PAGE_MAX)
         q = select(Host).options(selectinload(Host.cluster), selectinload(Host.vms))
@@ -91,6 +93,8 @@ def add_routes(
             q = q.where(Cluster.name.in_(seen))
         if state:
             q = q.where(Host.state == state)
+        if match:
+            q = q.where(Host.name.contains(match, autoescape=True))
         rows = read(lambda s: [host_view(h) for h in s.scalars(q)])
         return list(_page(request, response, rows, n, lambda h: h["name"]))
 
@@ -103,6 +107,7 @@ def add_routes(
         host: str = "",
         cluster: str = "",
         state: str = "",
+        match: str = "",
         heartbeat: bool = False,
     ) -> list[dict[str, Any]]:
         n = _limit(limit, HEARTBEAT_PAGE_MAX if heartbeat else PAGE_MAX)
@@ -123,6 +128,8 @@ def add_routes(
             q = q.where(Cluster.name.in_(seen))
         if state:
             q = q.where(Vm.state == state)
+        if match:
+            q = q.where(Vm.name.contains(match, autoescape=True))
         rows = list(
             _page(
                 request,
@@ -144,6 +151,7 @@ def add_routes(
         cursor: str = "",
         state: str = "",
         kind: str = "",
+        subject: str = "",
     ) -> list[dict[str, Any]]:
         n = _limit(limit, PAGE_MAX)
         q = select(Job).order_by(Job.id.desc()).limit(n + 1)
@@ -159,6 +167,8 @@ def add_routes(
             q = q.where(Job.state == state)
         if kind:
             q = q.where(Job.kind == kind)
+        if subject:  # a VM's or a host's own jobs: its move history, say
+            q = q.where(Job.subject == subject)
         p = request_principal()
         if p.seen is not None:
             q = q.where(jobs_seen(p.seen, p.user))

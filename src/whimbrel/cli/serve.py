@@ -130,6 +130,9 @@ def serve(
             host=host,
             port=port,
             log_level="warning",
+            # Event streams never end on their own: a stop waits 5 s for them, no more
+            # (jobs run in the manager, not in requests, and survive a restart).
+            timeout_graceful_shutdown=5,
             ssl_certfile=str(served[0]) if served else None,
             ssl_keyfile=str(served[1]) if served else None,
         )

@@ -44,7 +44,9 @@ def live_step(op: OpVmMigrate) -> Step:
             src.migrate(op.name, req, False)
             return {"source": plan.source, "dest": plan.dest, "result": None}
         link = ms.link_of(ctx, plan.source, plan.dest)
-        ctx.step_progress(0.0, "predict", "sampling the guest's dirty rate")
+        # From and to, kept with the figures: a VM's move history reads them.
+        where = {"source": plan.source, "dest": plan.dest}
+        ctx.step_progress(0.0, "predict", "sampling the guest's dirty rate", **where)
         pred = prediction_for(src, op.name, memory, link, req)
         ctx.step_progress(
             0.0, "predict", pred.verdict, prediction=pred.to_dict(), request=req.to_dict()
