@@ -127,6 +127,47 @@ class OpVmCreate(Op):
     uuid: str = field(default="")
     ha: bool = False  # highly available in the host's cluster
     allow_overcommit: bool = False
+    # Sources (vm_sources.py): the first disk made from a disk image on the host, or from
+    # a template, copied ('full') or as an overlay on it ('linked'); an ISO in the CD-ROM.
+    image: str = ""
+    template: str = ""
+    clone: str = ""  # 'full' or 'linked'; an image is copied unless told otherwise
+    iso: str = ""
+    boot_cdrom: bool = False
+
+
+@dataclass(frozen=True)
+class OpVmCdrom(Op):
+    """Insert an ISO into a VM's CD-ROM drive, or eject it (``iso`` empty)."""
+
+    kind: ClassVar[str] = "vm.cdrom"
+    name: str
+    iso: str = ""
+
+
+@dataclass(frozen=True)
+class OpVmImport(Op):
+    """Adopt a domain already defined on a host: recorded as it is, nothing changed."""
+
+    kind: ClassVar[str] = "vm.import"
+    host: str
+    name: str
+
+
+@dataclass(frozen=True)
+class OpTemplateCreate(Op):
+    """Copy a stopped VM's first disk into ``pool`` of its host, with the VM's shape."""
+
+    kind: ClassVar[str] = "template.create"
+    name: str
+    vm: str
+    pool: str
+
+
+@dataclass(frozen=True)
+class OpTemplateDelete(Op):
+    kind: ClassVar[str] = "template.delete"
+    name: str
 
 
 @dataclass(frozen=True)
@@ -292,6 +333,10 @@ ALL_OPS: tuple[type[Op], ...] = (
     OpHostFenceSet,
     OpHostFailover,
     OpVmRecover,
+    OpVmCdrom,
+    OpVmImport,
+    OpTemplateCreate,
+    OpTemplateDelete,
 )
 _BY_KIND = {o.kind: o for o in ALL_OPS}
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import assert_golden
 from whimbrel.domain.vm import BootSpec, DiskSpec, DomainSpec, Heartbeat
-from whimbrel.drivers.libvirt.xml import domain_xml, volume_xml
+from whimbrel.drivers.libvirt.xml import domain_xml, parse_domain, volume_xml
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 
@@ -38,6 +39,18 @@ SPECS = {
         machine="pc-i440fx-7.2",
         disks=(DiskSpec("/srv/a.qcow2", "vda"), DiskSpec("/srv/b.qcow2", "vdb")),
     ),
+    "iso-boot-q35": DomainSpec(
+        name="installer",
+        uuid="3e1f6a2b-8c4d-4e5f-9a0b-1c2d3e4f5a6b",
+        memory_mib=1024,
+        vcpus=2,
+        virt_type="kvm",
+        machine="pc-q35-7.2",
+        disks=(DiskSpec("/srv/csv/installer-vda.qcow2", backing="/srv/csv/template-t.qcow2"),),
+        networks=("vm-net",),
+        cdrom="/srv/csv/debian-12.iso",
+        boot_cdrom=True,
+    ),
 }
 
 
@@ -48,9 +61,20 @@ def test_domain_xml_matches_golden(name: str) -> None:
     assert_golden(path, got)
 
 
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_a_definition_reads_back_as_its_spec(name: str) -> None:
+    # An import reads what Whimbrel would write; backing files live in the image itself.
+    spec = SPECS[name]
+    disks = tuple(dataclasses.replace(d, backing="") for d in spec.disks)
+    want = dataclasses.replace(spec, console_log="", disks=disks)
+    assert parse_domain(domain_xml(spec)) == want
+
+
 def test_volume_xml() -> None:
     assert '<capacity unit="bytes">67108864</capacity>' in volume_xml("v.qcow2", 64 << 20, "qcow2")
     assert '<format type="qcow2" />' in volume_xml("v.qcow2", 1, "qcow2")
+    overlay = volume_xml("c.qcow2", 1, "qcow2", backing=("/srv/csv/t.qcow2", "qcow2"))
+    assert "<backingStore>\n    <path>/srv/csv/t.qcow2</path>" in overlay
 
 
 def test_heartbeat_line_parses() -> None:

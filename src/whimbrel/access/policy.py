@@ -42,6 +42,8 @@ OPERATOR_OPS = frozenset(
         "vm.migrate",
         "vm.ha",
         "vm.repair",
+        "vm.cdrom",
+        "vm.import",
         "job.cancel",
     }
 )

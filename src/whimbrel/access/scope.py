@@ -21,9 +21,11 @@ from whimbrel.ops import (
     OpHostMaintenanceStop,
     OpHostMigrationSet,
     OpHostRefresh,
+    OpVmCdrom,
     OpVmCreate,
     OpVmDelete,
     OpVmHa,
+    OpVmImport,
     OpVmMigrate,
     OpVmRestore,
     OpVmSave,
@@ -41,7 +43,7 @@ _HOST_OPS = (
     OpHostFenceSet,
     OpHostFailover,
 )
-_VM_OPS = (OpVmStart, OpVmStop, OpVmSave, OpVmRestore, OpVmDelete, OpVmHa)
+_VM_OPS = (OpVmStart, OpVmStop, OpVmSave, OpVmRestore, OpVmDelete, OpVmHa, OpVmCdrom)
 
 
 def host_cluster(s: Session, host: str) -> str | None:
@@ -66,6 +68,8 @@ def clusters_of(s: Session, op: Op) -> set[str] | None:
         found = [vm_cluster(s, op.name)]
     elif isinstance(op, OpVmCreate):
         found = [host_cluster(s, op.host) if op.host else None]
+    elif isinstance(op, OpVmImport):
+        found = [host_cluster(s, op.host)]
     elif isinstance(op, OpVmMigrate):
         found = [vm_cluster(s, op.name)]
         if op.to:

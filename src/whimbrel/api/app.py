@@ -23,12 +23,15 @@ from whimbrel.access import request
 from whimbrel.access.policy import Role, needed_role, require
 from whimbrel.access.scope import clusters_of, shown
 from whimbrel.api.access import add_routes as access_routes
+from whimbrel.api.events import add_routes as event_routes
 from whimbrel.api.failover import add_routes as failover_routes
+from whimbrel.api.feed import ChangeFeed
 from whimbrel.api.guard import RequestGuard
 from whimbrel.api.ha import add_routes as ha_routes
 from whimbrel.api.lists import add_routes as list_routes
 from whimbrel.api.maintenance import add_routes as maintenance_routes
 from whimbrel.api.migration import add_routes as migration_routes
+from whimbrel.api.sources import add_routes as source_routes
 from whimbrel.api.views import cluster_view, host_view, job_view, vm_view
 from whimbrel.errors import NotFound, WhimbrelError, http_status
 from whimbrel.manager import Manager
@@ -60,7 +63,7 @@ from whimbrel.store.repo import (
     get_vm,
     job_not_found,
 )
-from whimbrel.web import CONSOLE
+from whimbrel.web import ASSETS, CONSOLE, MEDIA
 
 T = TypeVar("T")
 
@@ -89,8 +92,8 @@ class DiskIn(BaseModel):
 class VmIn(BaseModel):
     name: str
     host: str = Field("", description="left out: the best-rated host that has the pools")
-    memory_mib: int = 256
-    vcpus: int = 1
+    memory_mib: int | None = Field(None, description="left out: the template's, else 256")
+    vcpus: int | None = Field(None, description="left out: the template's, else 1")
     disks: list[DiskIn] = Field(default_factory=list)
     networks: list[str] = Field(default_factory=list)
     kernel: str = ""
@@ -99,6 +102,11 @@ class VmIn(BaseModel):
     start: bool = True
     ha: bool = False
     allow_overcommit: bool = False
+    image: str = Field("", description="a disk image on the host: the first disk's content")
+    template: str = ""
+    clone: str = Field("", description="full or linked (required with a template)")
+    iso: str = Field("", description="an ISO image on the host, in the CD-ROM drive")
+    boot_cdrom: bool = False
 
 
 class StopIn(BaseModel):
@@ -111,11 +119,14 @@ STALE_S = {"scheduler": 10.0, "janitor": 120.0, "monitor": 60.0}
 
 
 def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
+    feed = ChangeFeed(manager.sessions)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if start_runner:
             manager.start()
         yield
+        feed.stop()
         if start_runner:
             manager.stop()
 
@@ -173,6 +184,13 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
         """The web console; it asks for the token and reads this API with it."""
         return FileResponse(CONSOLE, media_type="text/html")
 
+    @app.get("/console/{name}", include_in_schema=False)
+    def console_file(name: str) -> FileResponse:
+        path = ASSETS.get(name)
+        if path is None:
+            raise NotFound("E_NOT_FOUND", f"the console has no file {name}", "open / instead")
+        return FileResponse(path, media_type=MEDIA[path.suffix])
+
     @app.get("/api/v1/health")
     def health() -> JSONResponse:
         """The manager's own loops: a stale one makes the answer 503, not "ok"."""
@@ -202,6 +220,8 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
     maintenance_routes(app, manager, deps, submit, read)
     failover_routes(app, manager, deps, submit, read)
     list_routes(app, manager, deps, read)
+    event_routes(app, manager, feed, deps)
+    source_routes(app, deps, submit, read)
     access_routes(app, manager)
 
     # -- hosts -----------------------------------------------------------------
@@ -290,8 +310,9 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
             OpVmCreate(
                 name=body.name,
                 host=body.host,
-                memory_mib=body.memory_mib,
-                vcpus=body.vcpus,
+                # With a template, what is left out is the template's (filled in the flow).
+                memory_mib=body.memory_mib or (0 if body.template else 256),
+                vcpus=body.vcpus or (0 if body.template else 1),
                 disks=tuple(DiskRequest(d.size_mib, d.pool) for d in body.disks),
                 networks=tuple(body.networks),
                 kernel=body.kernel,
@@ -300,6 +321,11 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
                 start=body.start,
                 ha=body.ha,
                 allow_overcommit=body.allow_overcommit,
+                image=body.image,
+                template=body.template,
+                clone=body.clone,
+                iso=body.iso,
+                boot_cdrom=body.boot_cdrom,
             )
         )
 

@@ -112,6 +112,8 @@ def vm_view(v: Vm) -> dict[str, Any]:
         # VMM's "unsupported cluster configuration", with each reason.
         "unsupported_cluster_configuration": _unsupported(v),
         "findings": v.findings,
+        "cdrom": v.cdrom or None,
+        "boot_cdrom": v.boot_cdrom,
         "disks": [
             {
                 "target": d.target,
@@ -120,6 +122,7 @@ def vm_view(v: Vm) -> dict[str, Any]:
                 "size_bytes": d.size_bytes,
                 "pool": d.pool,
                 "shared": d.shared,
+                "backing": d.backing or None,
             }
             for d in v.disks
         ],

@@ -20,6 +20,7 @@ from whimbrel.cli.managers import manager_app
 from whimbrel.cli.migration import migration_app, vm_migrate
 from whimbrel.cli.pki import pki_app
 from whimbrel.cli.serve import console, serve
+from whimbrel.cli.templates import template_app
 from whimbrel.cli.vms import vm_app
 from whimbrel.errors import WhimbrelError, exit_code
 
@@ -33,6 +34,7 @@ app.add_typer(host_app, name="host")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(vm_app, name="vm")
 app.add_typer(job_app, name="job")
+app.add_typer(template_app, name="template")
 host_app.add_typer(migration_app, name="migration")
 host_app.add_typer(maintenance_app, name="maintenance")
 host_app.add_typer(fence_app, name="fence")

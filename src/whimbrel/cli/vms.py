@@ -21,11 +21,22 @@ def vm_create(
     host: str = typer.Option(
         "", help="Host to create the VM on (default: the best-rated host with the pools)."
     ),
-    memory: int = typer.Option(256, "--memory", help="MiB."),
-    vcpus: int = typer.Option(1),
+    memory: int | None = typer.Option(
+        None, "--memory", help="MiB (default 256, or the template's)."
+    ),
+    vcpus: int | None = typer.Option(None, help="Default 1, or the template's."),
     disk_mib: list[int] = typer.Option(
         [], "--disk-mib", help="Add a disk of this size (repeatable)."
     ),
+    image: str = typer.Option(
+        "", help="A disk image (qcow2 or raw) in a pool of the host: the first disk's content."
+    ),
+    template: str = typer.Option("", help="A template ('whimbrel template list')."),
+    clone: str = typer.Option(
+        "", help="full (a copy) or linked (an overlay on the image); required with --template."
+    ),
+    iso: str = typer.Option("", help="An ISO image in a pool of the host, in the CD-ROM drive."),
+    boot: str = typer.Option("disk", help="Boot from the disk or the cdrom."),
     pool: str = typer.Option("", help="Storage pool for the disks (default: local)."),
     network: list[str] = typer.Option([], "--network", help="Attach a NIC to this network."),
     lab_guest: bool = typer.Option(False, "--lab-guest", help="Boot the lab's guest kernel."),
@@ -42,6 +53,10 @@ def vm_create(
     wait: bool = WAIT,
 ) -> None:
     """Create a VM (disks, definition, inventory record) and start it."""
+    if boot not in ("disk", "cdrom"):
+        raise InvalidInput("E_BOOT_DEVICE", f"--boot {boot!r}", "give --boot disk or --boot cdrom")
+    if (image or template) and not disk_mib:
+        disk_mib = [0]  # the first disk is the image's, at its own size
     if pool and not disk_mib:
         raise InvalidInput(
             "E_POOL_WITHOUT_DISK",
@@ -67,8 +82,39 @@ def vm_create(
         "start": start,
         "ha": ha,
         "allow_overcommit": allow_overcommit,
+        "image": image,
+        "template": template,
+        "clone": clone,
+        "iso": iso,
+        "boot_cdrom": boot == "cdrom",
     }
     _run(client().post("/vms", body), wait)
+
+
+@vm_app.command("eject")
+def vm_eject(name: str, wait: bool = WAIT) -> None:
+    """Take the ISO out of a VM's CD-ROM drive (running or not)."""
+    _run(client().post(f"/vms/{name}/cdrom", {"iso": ""}), wait)
+
+
+@vm_app.command("insert")
+def vm_insert(
+    name: str,
+    iso: str = typer.Option(..., help="An ISO image in a pool of the VM's host."),
+    wait: bool = WAIT,
+) -> None:
+    """Put an ISO into a VM's CD-ROM drive."""
+    _run(client().post(f"/vms/{name}/cdrom", {"iso": iso}), wait)
+
+
+@vm_app.command("import")
+def vm_import(
+    name: str,
+    host: str = typer.Option(..., help="The host that has the domain."),
+    wait: bool = WAIT,
+) -> None:
+    """Adopt a domain a host already has: recorded as it is, nothing on the host changed."""
+    _run(client().post("/vms/import", {"host": host, "name": name}), wait)
 
 
 @vm_app.command("list")

@@ -49,6 +49,7 @@ class DiskSpec:
     size_bytes: int = 0
     pool: str = ""
     volume: str = ""
+    backing: str = ""  # a linked clone's backing image
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class DomainSpec:
     disks: tuple[DiskSpec, ...] = ()
     networks: tuple[str, ...] = ()
     console_log: str = ""
+    cdrom: str = ""  # an ISO image on the host in the CD-ROM drive; "" empty
+    boot_cdrom: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from whimbrel.domain.host import HostInventory
+from whimbrel.domain.image import ImageInfo
 from whimbrel.domain.migration import (
     DiskMove,
     HostMigration,
@@ -57,6 +58,31 @@ class HostDriver(Protocol):
 
     def delete_volume(self, path: str) -> None:
         """Delete a disk image by path; a missing one is not an error."""
+        ...
+
+    def image(self, path: str) -> tuple[ImageInfo, bytes]:
+        """The file at ``path`` in one of this host's pools, and its first HEAD_BYTES.
+
+        Raises: NotFound (E_IMAGE_NOT_FOUND) for a path in no pool of the host.
+        """
+        ...
+
+    def clone_volume(self, pool: str, name: str, source: str, size_bytes: int, linked: bool) -> str:
+        """A new qcow2 image in ``pool`` made from the image at ``source``: a full copy,
+        or (``linked``) an overlay whose backing file is ``source``; grown to
+        ``size_bytes`` when that is larger.  Returns its path on the host.
+
+        Raises: NotFound, Conflict, InsufficientResources (E_NO_SPACE), InvalidInput.
+        """
+        ...
+
+    def describe(self, name: str) -> DomainSpec:
+        """The domain's definition as a spec (for an import).  Raises: NotFound."""
+        ...
+
+    def set_cdrom(self, name: str, path: str) -> None:
+        """Put ``path`` in the domain's CD-ROM drive ("" ejects), in its definition and,
+        when it runs, live.  Raises: NotFound, WrongState (E_NO_CDROM_DRIVE)."""
         ...
 
     def define(self, spec: DomainSpec) -> None:

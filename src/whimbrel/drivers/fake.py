@@ -25,6 +25,7 @@ from whimbrel.domain.migration import (
     MigrationStats,
 )
 from whimbrel.domain.vm import DomainEvent, DomainInfo, DomainSpec, Heartbeat, VmState
+from whimbrel.drivers.fake_images import FakeImages
 from whimbrel.drivers.managed import ManagerIsTheCluster
 from whimbrel.errors import (
     Conflict,
@@ -71,6 +72,7 @@ class FakeHostState:
     # VMs whose incoming migration this host refuses (a libvirt migrate hook saying no).
     refuse_incoming: set[str] = field(default_factory=set)
     domains: dict[str, _Domain] = field(default_factory=dict)
+    pool_free: dict[str, int] = field(default_factory=dict)  # pool -> bytes; unset: plenty
     events: deque[DomainEvent] = field(default_factory=deque)
     last: dict[tuple[str, str], float] = field(default_factory=dict)
 
@@ -85,6 +87,9 @@ class FakeFleet:
     def __init__(self) -> None:
         self.hosts: dict[str, FakeHostState] = {}
         self.volumes: dict[str, int] = {}  # path -> size; shared by every host
+        self.images: dict[str, bytes] = {}  # path -> its first bytes (images, ISOs)
+        self.backing: dict[str, str] = {}  # a linked clone's path -> its backing image
+        self.content: dict[str, str] = {}  # path -> what a test wrote in it (clones copy it)
         self.saved_files: dict[str, tuple[int, DomainSpec]] = {}  # quick-migration state
         self.lock = threading.RLock()
         self._disk_hosts: dict[str, set[str]] = {}  # disk path -> hosts that defined it
@@ -144,7 +149,7 @@ def _relocated(spec: DomainSpec, paths: dict[str, str]) -> DomainSpec:
     return dataclasses.replace(spec, disks=disks)
 
 
-class FakeHost(ManagerIsTheCluster):
+class FakeHost(FakeImages, ManagerIsTheCluster):
     def __init__(self, fleet: FakeFleet, host: FakeHostState, uri: str):
         self.fleet = fleet
         self.h = host
@@ -183,7 +188,10 @@ class FakeHost(ManagerIsTheCluster):
             virt_types=self.h.virt_types,
         )
         nets = tuple(NetworkInfo(n, f"br-{n}", True) for n in self.h.networks)
-        pools = tuple(PoolInfo(n, p, 1 << 40, 1 << 39, True) for n, p in self.h.pools.items())
+        free = self.h.pool_free
+        pools = tuple(
+            PoolInfo(n, p, 1 << 40, free.get(n, 1 << 39), True) for n, p in self.h.pools.items()
+        )
         return HostInventory(info, nets, pools)
 
     def free_memory_mib(self) -> int:
@@ -212,25 +220,6 @@ class FakeHost(ManagerIsTheCluster):
             d.spec.vcpus,
             d.saved_counter is not None,
         )
-
-    def create_volume(self, pool: str, name: str, size_bytes: int, fmt: str) -> str:
-        self._alive()
-        base = self.h.pools.get(pool)
-        if base is None:
-            raise NotFound(
-                "E_POOL_NOT_FOUND", f"host {self.h.name} has no pool {pool!r}", "refresh"
-            )
-        path = f"{base}/{name}"
-        with self.fleet.lock:
-            if path in self.fleet.volumes:
-                raise Conflict("E_VOLUME_EXISTS", f"{path} exists", "delete it or choose a name")
-            self.fleet.volumes[path] = size_bytes
-        return path
-
-    def delete_volume(self, path: str) -> None:
-        self._alive()
-        with self.fleet.lock:
-            self.fleet.volumes.pop(path, None)
 
     def define(self, spec: DomainSpec) -> None:
         self._alive()
@@ -265,6 +254,10 @@ class FakeHost(ManagerIsTheCluster):
                     )
             if d.spec.memory_mib > self.free_memory_mib():
                 raise InsufficientResources("E_NO_MEMORY", "not enough memory", "free memory")
+            if d.spec.cdrom and self.sees(d.spec.cdrom) is None:  # QEMU cannot open it
+                raise HypervisorError(
+                    "E_START_FAILED", f"host {self.h.name} has no {d.spec.cdrom}", ""
+                )
             if d.saved_counter is not None:
                 d.counter_base, d.saved_counter = d.saved_counter, None
             else:

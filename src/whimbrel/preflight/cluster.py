@@ -97,6 +97,31 @@ def ha_findings(vm: Vm, view: ClusterView | None, assume_ha: bool = False) -> li
                     "give each VM its own disk image",
                 )
             )
+        if d.backing and not on_shared_storage(c, d.backing):
+            out.append(
+                Finding(
+                    "E_HA_BACKING_NOT_SHARED",
+                    E,
+                    subject,
+                    f"disk {d.target} is a linked clone of {d.backing}, which is not on "
+                    f"storage every node of cluster {c.name} shares",
+                    "keep templates on the cluster's shared storage, or make the VM from a "
+                    "full clone",
+                )
+            )
+    # VMM: "an ISO image attached to the VM is not on shared storage".
+    if vm.cdrom and not on_shared_storage(c, vm.cdrom):
+        out.append(
+            Finding(
+                "E_HA_ISO_NOT_SHARED",
+                E,
+                subject,
+                f"the ISO in VM {vm.name}'s CD-ROM ({vm.cdrom}) is not on storage every node "
+                f"of cluster {c.name} shares, so no other node could start the VM",
+                f"eject it ('whimbrel vm eject {vm.name}') or copy it to the cluster's shared "
+                f"storage and insert that copy; then 'whimbrel vm repair {vm.name}'",
+            )
+        )
     for net in vm.networks:
         # "共通仮想ネットワーク": same name (any case) and same bridge on every node.
         on = view.networks.get(net.casefold(), {})

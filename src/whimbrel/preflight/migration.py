@@ -13,6 +13,7 @@ from whimbrel.ops import OpVmMigrate
 from whimbrel.preflight import hosts, hyperv
 from whimbrel.preflight import vm as vmc
 from whimbrel.preflight.finding import Finding, HostDrivers, demote
+from whimbrel.preflight.media import check_media
 from whimbrel.store.repo import get_host, get_vm
 
 
@@ -86,6 +87,8 @@ def preflight(op: OpVmMigrate, s: Session, conns: HostDrivers) -> Plan:
     elif src.id != dst.id and not hv:
         f += vmc.check_machine(vm, dst)
         f += vmc.check_networks(vm, dst)
+        if not any(x.code.startswith("E_HOST") for x in f):
+            f += check_media(vm, src, dst, conns)
     if src.id != dst.id:
         if vm.state == VmState.RUNNING and not any(x.code.startswith("E_HOST") for x in f):
             f += vmc.check_cpu(vm, src, dst, conns)

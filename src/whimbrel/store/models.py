@@ -193,6 +193,9 @@ class Vm(Base):
     ha_priority: Mapped[int] = mapped_column(Integer, default=2)  # 3 high .. 1 low; 0 no restart
     # "Unsupported cluster configuration": findings that would stop it failing over.
     findings: Mapped[list[Any]] = mapped_column(default=list)
+    # An ISO image on the host attached as a CD-ROM ("" none), and whether it boots first.
+    cdrom: Mapped[str] = mapped_column(String(4096), default="")
+    boot_cdrom: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     host: Mapped[Host | None] = relationship(back_populates="vms")
     disks: Mapped[list[Disk]] = relationship(
@@ -210,6 +213,8 @@ class Disk(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     pool: Mapped[str] = mapped_column(String(255), default="")
     shared: Mapped[bool] = mapped_column(default=False)
+    # A linked clone's backing image (a template's), which every host it runs on must see.
+    backing: Mapped[str] = mapped_column(String(4096), default="")
     vm: Mapped[Vm] = relationship(back_populates="disks")
 
 

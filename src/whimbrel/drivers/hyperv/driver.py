@@ -32,6 +32,7 @@ from whimbrel.drivers.hyperv import wire as w
 from whimbrel.drivers.hyperv.errors import remote
 from whimbrel.drivers.hyperv.model import MIB, HvCluster, HvHost, HvSecurity, HvVm, state_of
 from whimbrel.drivers.hyperv.scripts import script
+from whimbrel.drivers.hyperv.sources import NoImageSources
 from whimbrel.drivers.hyperv.transport import Transport
 from whimbrel.errors import Conflict, HypervisorError, NotFound, WhimbrelError, WrongState
 
@@ -52,7 +53,7 @@ def disk_location(target: str) -> int:
     )
 
 
-class HyperVHost:
+class HyperVHost(NoImageSources):
     """One Hyper-V host.  ``directory`` is the Active Directory its delegation lives in."""
 
     creates_copy_targets = True  # a move with storage creates the destination VHDs itself

@@ -22,6 +22,7 @@ from whimbrel.domain.vm import (
     VmState,
 )
 from whimbrel.drivers.libvirt.errors import connect_error
+from whimbrel.drivers.libvirt.images import Images
 from whimbrel.drivers.libvirt.migration_ops import MigrationOps
 from whimbrel.drivers.libvirt.uri import with_pkipath
 from whimbrel.drivers.libvirt.xml import domain_xml, volume_xml
@@ -73,7 +74,7 @@ _EVENTS = (
 )
 
 
-class LibvirtHost(MigrationOps, ManagerIsTheCluster):
+class LibvirtHost(MigrationOps, Images, ManagerIsTheCluster):
     def __init__(self, conn: libvirt.virConnect, uri: str, pki_dir: Path | None = None):
         super().__init__(conn, uri, pki_dir)
         self._events: deque[DomainEvent] = deque(maxlen=10_000)

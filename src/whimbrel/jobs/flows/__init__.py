@@ -9,7 +9,9 @@ from whimbrel.jobs.flows import (
     host_migration,
     inventory,
     maintenance,
+    templates,
     vm_create,
+    vm_media,
     vm_migrate,
     vm_power,
 )
@@ -27,5 +29,7 @@ def registry() -> FlowRegistry:
             ha.VmHa(),
             *maintenance.FLOWS,
             *failover.FLOWS,
+            *vm_media.FLOWS,
+            *templates.FLOWS,
         ]
     )

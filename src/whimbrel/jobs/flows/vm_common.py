@@ -47,9 +47,14 @@ def spec_of(vm: Vm) -> DomainSpec:
         virt_type=vm.virt_type,
         machine=vm.machine,
         boot=BootSpec(vm.kernel, vm.initrd, vm.cmdline),
-        disks=tuple(DiskSpec(d.path, d.target, d.fmt, d.size_bytes, d.pool) for d in vm.disks),
+        disks=tuple(
+            DiskSpec(d.path, d.target, d.fmt, d.size_bytes, d.pool, backing=d.backing)
+            for d in vm.disks
+        ),
         networks=tuple(vm.networks),
         console_log=f"/var/log/libvirt/qemu/{vm.name}-console.log",
+        cdrom=vm.cdrom,
+        boot_cdrom=vm.boot_cdrom,
     )
 
 

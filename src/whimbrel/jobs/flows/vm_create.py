@@ -22,6 +22,7 @@ from whimbrel.jobs.flows.vm_common import (
     spec_of,
     start_step,
 )
+from whimbrel.jobs.flows.vm_sources import check_sources, with_template
 from whimbrel.jobs.step import FnStep, JobContext, Step, StepResult
 from whimbrel.ops import OpVmCreate
 from whimbrel.placement.inventory import reserves, sites
@@ -79,6 +80,7 @@ class VmCreate(Flow):
 
     def validate(self, op: OpVmCreate, s: Session, conns: ConnectionPool) -> None:
         check_name("vm", op.name)
+        op = with_template(op, s)
         if s.scalar(select(Vm).where(Vm.name == op.name)) is not None:
             raise already_exists("vm", op.name)
         if op.memory_mib < 16 or op.vcpus < 1:
@@ -89,14 +91,14 @@ class VmCreate(Flow):
             )
         host = get_host(s, op.host or place_new(s, op))
         pools = {p.name for p in host.pools}
-        for d in op.disks:
+        for i, d in enumerate(op.disks):
             if d.pool not in pools:
                 raise InvalidInput(
                     "E_POOL_NOT_FOUND",
                     f"host {op.host} has no storage pool {d.pool!r}",
                     "choose one of: " + ", ".join(sorted(pools)),
                 )
-            if d.size_mib < 1:
+            if d.size_mib < (0 if i == 0 and op.image else 1):  # 0: the image's size
                 raise InvalidInput(
                     "E_INVALID_SIZE", "a disk needs at least 1 MiB", "give --disk-mib"
                 )
@@ -122,11 +124,13 @@ class VmCreate(Flow):
             )
         for what, path in (("kernel", op.kernel), ("initrd", op.initrd)):
             check_boot_file(what, path)
+        check_sources(op, s, conns, host)
         check_memory(conns, host, op.memory_mib)
         if op.ha:
             check_new_ha(s, op, host)
 
     def bind(self, op: OpVmCreate, s: Session) -> OpVmCreate:
+        op = with_template(op, s)  # the job keeps the image's path and the shape it gave
         return op if op.host else replace(op, host=place_new(s, op))
 
     def steps(self, op: OpVmCreate) -> list[Step]:
@@ -136,15 +140,23 @@ class VmCreate(Flow):
             """Undo: delete the disk images it created."""
             drv = ctx.driver(op.host)
             paths: list[str] = []
+            sizes: list[int] = []
             try:
                 for i, d in enumerate(op.disks):
                     name = f"{op.name}-{targets[i]}.qcow2"
-                    paths.append(drv.create_volume(d.pool, name, d.size_mib * MIB, "qcow2"))
+                    size = d.size_mib * MIB
+                    if i == 0 and op.image:  # the image's copy, or an overlay on it
+                        size = max(size, drv.image(op.image)[0].size_bytes)
+                        linked = op.clone == "linked"
+                        paths.append(drv.clone_volume(d.pool, name, op.image, size, linked))
+                    else:
+                        paths.append(drv.create_volume(d.pool, name, size, "qcow2"))
+                    sizes.append(size)
             except BaseException:
                 for p in paths:
                     drv.delete_volume(p)
                 raise
-            return {"paths": paths}
+            return {"paths": paths, "sizes": sizes}
 
         def unvolumes(ctx: JobContext, r: StepResult) -> None:
             for p in (r or {}).get("paths", []):
@@ -152,14 +164,17 @@ class VmCreate(Flow):
 
         def record(ctx: JobContext) -> StepResult:
             """Undo: delete the VM's row.  Runs before 'define' so the spec comes from the store."""
-            paths = ctx.result_of(CREATE_DISKS)["paths"]
+            made = ctx.result_of(CREATE_DISKS)
+            paths = made["paths"]
+            sizes = made.get("sizes") or [d.size_mib * MIB for d in op.disks]
             with ctx.sessions.begin() as s:
                 host = get_host(s, op.host)
                 disks = [
                     Disk(
                         target=targets[i],
                         path=paths[i],
-                        size_bytes=d.size_mib * MIB,
+                        size_bytes=sizes[i],
+                        backing=op.image if i == 0 and op.clone == "linked" else "",
                         pool=d.pool,
                         shared=is_shared_path(host, paths[i]),
                         # the driver's own format: qcow2 on KVM, vhdx on Hyper-V
@@ -182,6 +197,8 @@ class VmCreate(Flow):
                     networks=list(op.networks),
                     disks=disks,
                     ha=op.ha,
+                    cdrom=op.iso,
+                    boot_cdrom=op.boot_cdrom,
                 )
                 s.add(vm)
             return None
