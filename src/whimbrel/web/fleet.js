@@ -80,14 +80,16 @@ class Table {
     const {body, next} = await page(`${this.path}${sep}${query}${cur ? "&cursor=" + encodeURIComponent(cur) : ""}`);
     this.next = next; this.full = Boolean(next); this.rows.clear();
     this.body.innerHTML = "";
-    for (const r of body) this.put(r, false);
+    for (const r of body) this.put(r, false, true);
     return body.length;
   }
-  put(r, flash = true) {
+  // A row of the page read (``listed``), or of the stream: one it has not shown yet
+  // is added only if it belongs on this page with these filters.
+  put(r, flash = true, listed = false) {
     const k = String(r[this.key]);
     let tr = this.rows.get(k)?.tr;
     if (!tr) {
-      if (!this.filter(r)) return;
+      if (!listed && !this.filter(r)) return;
       tr = document.createElement("tr");
       tr.dataset.name = k;
       if (this.kind === "job" && flash) this.body.prepend(tr);  // a new job: newest first
@@ -121,7 +123,7 @@ function query(pairs) {
 export async function loadAll() {
   const {body} = await page("/clusters");
   tables.cluster.rows.clear(); tables.cluster.body.innerHTML = "";
-  body.forEach((c) => tables.cluster.put(clusterRow(c), false));
+  body.forEach((c) => tables.cluster.put(clusterRow(c), false, true));
   const sel = document.getElementById("vm-cluster"), chosen = sel.value;
   sel.innerHTML = `<option value="">any cluster</option>` + body.map((c) => `<option>${esc(c.name)}</option>`).join("");
   sel.value = chosen;

@@ -68,6 +68,7 @@ async function route() {
     else if (kind === "job") await jobPage(key);
     else { leave(); await loadAll(); }
   } catch (e) {
+    console.error(e);
     $("status").textContent = "manager: " + e.message;
   }
   follow();
