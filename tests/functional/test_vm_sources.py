@@ -57,7 +57,11 @@ def test_templates_and_clones_carry_the_guests_data(lab: Lab, lab_api: Api) -> N
         clone = {"template": "lab-t", "disks": [{"size_mib": 0, "pool": "csv-alpha"}]}
         api.ok("POST", "/vms", {"name": "linked", "host": "h2", "clone": "linked", **clone})
         api.ok("POST", "/vms", {"name": "full", "host": "h1", "clone": "full", **clone})
-        for vm in ("linked", "full"):
+        # The template's image given as a plain --image, grown to 32 MiB on a local pool.
+        image = {"image": t["path"], "disks": [{"size_mib": 32, "pool": "local"}]}
+        api.ok("POST", "/vms", lab_vm("imaged", "h2", "local", **image))
+        assert api.call("GET", "/vms/imaged").json()["disks"][0]["size_bytes"] == 32 << 20
+        for vm in ("linked", "full", "imaged"):
             hb = wait_heartbeat(api, vm)
             assert hb["disk_seq"] > seq, (vm, hb)  # it went on from the template's data
         linked = api.call("GET", "/vms/linked").json()
@@ -67,7 +71,7 @@ def test_templates_and_clones_carry_the_guests_data(lab: Lab, lab_api: Api) -> N
         api.ok("POST", "/vms/linked/migrate", {"to": "h1"})
         wait_heartbeat(api, "linked", above=wait_heartbeat(api, "linked")["counter"])
     finally:
-        for vm in ("linked", "full"):
+        for vm in ("linked", "full", "imaged"):
             api.job("DELETE", f"/vms/{vm}", params={"force": True})
         api.ok("DELETE", "/templates/lab-t")
     assert not (

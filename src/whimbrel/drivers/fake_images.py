@@ -52,6 +52,8 @@ class FakeImages:
             if path in self.fleet.volumes:
                 raise Conflict("E_VOLUME_EXISTS", f"{path} exists", "delete it or choose a name")
             self.fleet.volumes[path] = size_bytes
+            if fmt == "qcow2":
+                self.fleet.images[path] = qcow2_header(size_bytes)
         return path
 
     def delete_volume(self, path: str) -> None:
