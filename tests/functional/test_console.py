@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.conftest import wait_for
 from tests.functional.served import WHIMBREL, Served, active
@@ -29,10 +29,16 @@ SLOW = 180_000  # ms: a TCG guest's move, a drain or a failover in the lab
 LIVE = 30_000  # ms: a change in the store reaching the page through the stream
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    """Debian's Chromium, not a downloaded one; root runs it without its sandbox."""
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ["--no-sandbox"]}
+@pytest.fixture
+def page() -> Iterator[Page]:
+    """Debian's Chromium, not a downloaded one (root runs it without its sandbox), for this
+    test alone: closed when it ends, so no browser or event loop outlives it."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser.new_page(viewport={"width": 1280, "height": 900})
+        finally:
+            browser.close()
 
 
 @pytest.fixture
