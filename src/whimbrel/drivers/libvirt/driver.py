@@ -286,26 +286,7 @@ class LibvirtHost(MigrationOps, Images, ManagerIsTheCluster):
     # -- storage --------------------------------------------------------------
 
     def create_volume(self, pool: str, name: str, size_bytes: int, fmt: str) -> str:
-        try:
-            p = self.conn.storagePoolLookupByName(pool)
-        except libvirt.libvirtError as exc:
-            raise NotFound(
-                "E_POOL_NOT_FOUND",
-                f"host {self.name} has no storage pool {pool!r}",
-                "run 'whimbrel host show' to see the pools, or define the pool on the host",
-                str(exc),
-            ) from exc
-        self._call(f"refresh pool {pool}", lambda: p.refresh(0))
-        try:
-            p.storageVolLookupByName(name)
-        except libvirt.libvirtError:
-            pass
-        else:
-            raise Conflict(
-                "E_VOLUME_EXISTS",
-                f"pool {pool} on host {self.name} already holds {name}",
-                "delete that image, or choose another VM name",
-            )
+        p = self._pool_for(pool, name)
         vol = self._call(
             f"create disk {name}", lambda: p.createXML(volume_xml(name, size_bytes, fmt), 0)
         )

@@ -66,7 +66,9 @@ class Images(Connection):
             raise
         return b"".join(chunks)[:HEAD_BYTES]
 
-    def clone_volume(self, pool: str, name: str, source: str, size_bytes: int, linked: bool) -> str:
+    def _pool_for(self, pool: str, name: str) -> libvirt.virStoragePool:
+        """``pool``, read again, where a new volume ``name`` is to go.
+        Raises: NotFound (the pool), Conflict (a volume of that name is there)."""
         try:
             p = self.conn.storagePoolLookupByName(pool)
         except libvirt.libvirtError as exc:
@@ -76,17 +78,20 @@ class Images(Connection):
                 "run 'whimbrel host show' to see the pools, or define the pool on the host",
                 str(exc),
             ) from exc
-        src = self._volume(source)
+        self._call(f"refresh pool {pool}", lambda: p.refresh(0))
         try:
             p.storageVolLookupByName(name)
         except libvirt.libvirtError:
-            pass
-        else:
-            raise Conflict(
-                "E_VOLUME_EXISTS",
-                f"pool {pool} on host {self.name} already holds {name}",
-                "delete that image, or choose another VM name",
-            )
+            return p
+        raise Conflict(
+            "E_VOLUME_EXISTS",
+            f"pool {pool} on host {self.name} already holds {name}",
+            "delete that image, or choose another VM name",
+        )
+
+    def clone_volume(self, pool: str, name: str, source: str, size_bytes: int, linked: bool) -> str:
+        p = self._pool_for(pool, name)
+        src = self._volume(source)
         _k, capacity, allocation = self._call(f"image {source}", src.info)
         size = max(size_bytes, int(capacity))
         # A full copy takes up to the image's virtual size once converted; an overlay little.
