@@ -109,10 +109,26 @@ class PgServer:
         self._pg("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
 
     def remove(self) -> None:
+        import re
         import shutil
 
         self.stop()
+        log = (self.root / "log").read_text(errors="replace").splitlines()
+        SERVER_LOG.extend(line for line in log if re.search(NOTABLE, line))
         shutil.rmtree(self.root)
+
+
+# What a test's PostgreSQL server said that a failure may hang on: a crash, a client it
+# cut off.  Printed at the end of the run, since the server's files go with it.
+NOTABLE = r"PANIC|terminated by signal|terminating connection|server process|out of memory"
+SERVER_LOG: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if SERVER_LOG:
+        terminalreporter.section("PostgreSQL servers' notable log lines")
+        for line in SERVER_LOG[-200:]:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

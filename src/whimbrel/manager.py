@@ -12,6 +12,8 @@ import dataclasses
 import logging
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as Unanswered
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
@@ -39,6 +41,11 @@ from whimbrel.store.repo import migration_settings
 
 log = logging.getLogger(__name__)
 
+# A token check the store has not answered in this time is judged as if the store
+# were out of reach.  A frozen server, or a link whose far end still acknowledges
+# (a proxy, a stopped process), never fails a call already sent: only a deadline ends it.
+TOKEN_CHECK_S = 5.0
+
 
 class Manager:
     def __init__(
@@ -55,6 +62,7 @@ class Manager:
         self.sessions: sessionmaker[Session] = open_store(settings.db_url)
         self._engine: Engine = self.sessions.kw["bind"]
         self._verified = RecentlyVerified()
+        self._token_checks = ThreadPoolExecutor(8, thread_name_prefix="token-check")
         # On a store without users: 'admin', whose password (if made here) serve prints once.
         self.first_user_made, self.first_password = bootstrap(
             self.sessions, settings.token_file, first_password_file
@@ -73,7 +81,7 @@ class Manager:
         lease = settings.replica_lease_s
         single = not settings.db_url.startswith("postgresql")
         self.membership = Membership(
-            side_sessions(settings.db_url),
+            side_sessions(settings.db_url, idle_s=lease),
             name,
             url,
             lease,
@@ -110,13 +118,20 @@ class Manager:
         seen = self._verified.fresh(token)
         if seen is not None:
             return seen
+        check = self._token_checks.submit(self._check_token, token)
         try:
-            with self._engine.connect() as c:
-                p = authenticate(c, token, str(self.settings.token_file))
+            p = check.result(timeout=TOKEN_CHECK_S)
         except DBAPIError as exc:  # the store is out of reach, not the token wrong
             return self._verified.recall(token, exc)
+        except Unanswered:
+            silent = TimeoutError(f"the store did not answer a token check in {TOKEN_CHECK_S:g} s")
+            return self._verified.recall(token, silent)
         self._verified.keep(token, p)
         return p
+
+    def _check_token(self, token: str) -> Principal:
+        with self._engine.connect() as c:
+            return authenticate(c, token, str(self.settings.token_file))
 
     def recently_verified(self, token: str) -> Principal | None:
         """The guard's first look, without a store read or a thread (access/tokens.py)."""
@@ -181,6 +196,7 @@ class Manager:
         self.runner.stop()
         self.membership.stop()
         self.conns.close()
+        self._token_checks.shutdown(wait=False, cancel_futures=True)
         if self._guard is not None:
             self._guard.release()
         engine = self.sessions.kw.get("bind")

@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ LEASE_S = 5
 
 class Link:
     """A cuttable TCP link to PostgreSQL's socket.  Cut, it passes nothing either way and
-    closes nothing: the replica behind it meets silence, as in a network partition."""
+    closes nothing: the replica behind it meets silence.  Its kernel still acknowledges
+    what the replica sends, so TCP's own timeouts never fire: a store that is frozen,
+    the harder case of a partition, which only the replica's deadlines end."""
 
     def __init__(self, sock_dir: str) -> None:
         self.target = f"{sock_dir}/.s.PGSQL.5432"
@@ -206,6 +209,8 @@ def test_a_leader_cut_from_the_store_stops_leading_before_the_other_starts(
     pair: tuple[Served, Served, Link],
 ) -> None:
     a, b, link = pair
+    with ThreadPoolExecutor(8) as pool:  # idle connections in a's pool, each dead once cut
+        list(pool.map(lambda _: a.get("/managers"), range(8)))
     first = a.get("/replica")
     link.cut()
     t0 = time.monotonic()

@@ -3,6 +3,7 @@ and the audit trail of it all."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -231,6 +232,35 @@ def test_a_store_out_of_reach_leaves_recent_tokens_valid_for_a_grace(
     monkeypatch.setattr(m._verified, "grace_s", 0.0)
     with pytest.raises(WhimbrelError):
         m.authenticate(known)
+
+
+def test_a_store_that_never_answers_is_judged_out_of_reach_by_a_deadline(
+    two: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frozen server (or a link whose far end still acknowledges) never fails a call:
+    the token check gives up at its deadline, and a token seen lately still serves."""
+    import threading
+
+    import whimbrel.manager as manager_module
+
+    m = two.manager
+    known = m.token
+    assert m.authenticate(known).user == "admin"
+    unseen = two.call("POST", "/tokens", json={"label": "never used"}).json()["token"]
+    frozen = threading.Event()
+    monkeypatch.setattr(m._engine, "connect", lambda: frozen.wait(30))
+    monkeypatch.setattr(manager_module, "TOKEN_CHECK_S", 0.2)
+    monkeypatch.setattr(m._verified, "fresh_s", 0.0)
+    try:
+        t0 = time.monotonic()
+        assert m.authenticate(known).user == "admin"  # within the grace
+        with pytest.raises(WhimbrelError) as info:
+            m.authenticate(unseen)
+        assert info.value.code == "E_STORE_UNREACHABLE"
+        assert "did not answer" in info.value.detail
+        assert time.monotonic() - t0 < 2
+    finally:
+        frozen.set()
 
 
 def test_a_revocation_elsewhere_holds_here_within_the_freshness(

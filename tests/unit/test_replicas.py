@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import fresh_database, wait_for
@@ -29,8 +30,9 @@ from whimbrel.jobs.runner import JobRunner
 from whimbrel.jobs.step import Truth
 from whimbrel.manager import Manager
 from whimbrel.ops import OpHostRefresh
+from whimbrel.replica.clock import lock_lease
 from whimbrel.replica.member import Membership, replicas
-from whimbrel.store.db import open_store
+from whimbrel.store.db import open_store, side_sessions
 from whimbrel.store.models import Job
 
 LEASE_S = 3.0
@@ -140,6 +142,31 @@ def test_a_silent_leader_stops_leading_before_another_starts(make: type) -> None
     assert rows[new.member.name]["state"] == "leader"
     assert rows[new.member.name]["epoch"] == epoch + 1
     print(f"\nepoch {epoch} ended {began.began - gone.until:.2f} s before epoch {epoch + 1} began")
+
+
+def test_a_leader_frozen_inside_its_renewal_does_not_hold_the_lease_forever(
+    make: type, store: str
+) -> None:
+    """A leader stopped (or cut off behind a link that still acknowledges) in the middle
+    of its renewal holds the leader's row lock; its server never hears it go.  The store
+    ends that transaction once it idles past the lease, and another replica leads."""
+    a = make("a")
+    wait_for(a.member.leading, timeout=10)
+    b = make("b")
+    a.die()
+    frozen = side_sessions(store, idle_s=LEASE_S)()
+    frozen.begin()
+    lock_lease(frozen, "leader")  # and then nothing: the process froze right here
+    t0 = time.monotonic()
+    try:
+        wait_for(b.member.leading, timeout=5 * LEASE_S)
+        took = time.monotonic() - t0
+        assert b.member.epoch == a.member.epoch + 1
+        with pytest.raises(DBAPIError):  # the frozen one's transaction was ended
+            frozen.execute(select(1))
+    finally:
+        frozen.close()
+    print(f"\na leader frozen holding the lease's lock: another led {took:.1f} s later")
 
 
 def test_a_dead_replicas_job_is_taken_over_and_the_dead_one_writes_nothing(

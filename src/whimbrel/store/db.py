@@ -16,6 +16,12 @@ from whimbrel.store.writers import shared_gate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_S = 10.0  # how long a SQLite writer waits for another
+# How long PostgreSQL lets a transaction wait for its client before it ends it (and
+# frees its row locks).  A manager frozen, or cut off behind a link whose far end
+# still acknowledges, mid-transaction is never noticed by the server's TCP; without
+# this its locks (the leader's lease among them) would be held for as long as it is.
+# No transaction of Whimbrel's waits on anything but the store.
+IDLE_IN_TRANSACTION_S = 60.0
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -36,9 +42,10 @@ def private_file(path: Path) -> None:
         path.chmod(0o600)
 
 
-def make_engine(url: str, connections: int = 0) -> Engine:
+def make_engine(url: str, connections: int = 0, idle_s: float = IDLE_IN_TRANSACTION_S) -> Engine:
     """The store's engine; ``connections``: a small pool of that size, for a loop that
-    must not queue behind the job workers (0: the pool of the API and the workers)."""
+    must not queue behind the job workers (0: the pool of the API and the workers);
+    ``idle_s``: PostgreSQL ends a transaction whose client is silent that long."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         pool: dict[str, int] = {}
@@ -60,6 +67,7 @@ def make_engine(url: str, connections: int = 0) -> Engine:
             "keepalives_interval": 2,
             "keepalives_count": 3,
             "tcp_user_timeout": 10000,
+            "options": f"-c idle_in_transaction_session_timeout={int(idle_s * 1000)}",
         }
         # 10 + 20 a replica (and 2 for its lease): three stay within PostgreSQL's 100.
         size, overflow = (connections, 0) if connections else (10, 20)
@@ -87,11 +95,14 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def side_sessions(url: str, connections: int = 2) -> sessionmaker[Session]:
+def side_sessions(
+    url: str, connections: int = 2, idle_s: float = IDLE_IN_TRANSACTION_S
+) -> sessionmaker[Session]:
     """Sessions on a pool of their own: the replica's lease renewal must never wait for
     a connection behind a burst of jobs (its lease would lapse, and the fleet lose its
-    leader for a term)."""
-    return sessionmaker(make_engine(url, connections), expire_on_commit=False)
+    leader for a term).  The renewal holds the leader's row lock: given the lease as
+    ``idle_s``, a renewal frozen halfway holds it no longer than the lease itself."""
+    return sessionmaker(make_engine(url, connections, idle_s), expire_on_commit=False)
 
 
 def open_store(url: str) -> sessionmaker[Session]:
