@@ -17,6 +17,7 @@ Downtime is libvirt's figure; beside it, the pause the hosts report (the source'
 which holds for post-copy too, where libvirt keeps no completed figures.
 
     .venv/bin/python bench/migration.py [--runs 10] [--link-mbit 400] [--postcopy never]
+        [--workload idle ...] [--performance tcp|compression|parallel]
 """
 
 from __future__ import annotations
@@ -240,6 +241,11 @@ def main() -> None:
     ap.add_argument("--link-mbit", type=int, default=400)
     ap.add_argument("--give-up", type=float, default=40.0)
     ap.add_argument("--workload", choices=list(WORKLOADS), action="append", help="(repeat)")
+    ap.add_argument(
+        "--performance",
+        choices=["tcp", "compression", "parallel"],
+        help="the hosts' migration performance option (default: Whimbrel's own default)",
+    )
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="whimbrel-bench-mig-"))
     settings = Settings(home, f"sqlite:///{home}/w.db", "http://unused")
@@ -267,10 +273,12 @@ def run(lab: Lab, mgr: Manager, settings: Settings, args: argparse.Namespace) ->
             h,
             addresses=tuple(ms["addresses"]),  # type: ignore[arg-type]
             networks=tuple(ms["networks"]),
+            performance=args.performance,
         )  # type: ignore[arg-type]
         r.wait(r.submit(op))
     pki = settings.client_pki_dir
-    print(f"cluster alpha: post-copy {args.postcopy}; {args.runs} runs per method")
+    perf = args.performance or "default"
+    print(f"cluster alpha: post-copy {args.postcopy}; performance {perf}; {args.runs} runs each")
     print(
         f"{'workload':<24} {'method':<9} {'total s':>13} {'downtime ms':>15} "
         f"{'pause ms':>15} {'MiB':>6} {'converged':>9} {'healthy':>8} {'post':>4}"

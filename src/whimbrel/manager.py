@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as Unanswered
 
@@ -63,6 +64,7 @@ class Manager:
         self._engine: Engine = self.sessions.kw["bind"]
         self._verified = RecentlyVerified()
         self._token_checks = ThreadPoolExecutor(8, thread_name_prefix="token-check")
+        self._store_silent: tuple[float, Exception] = (0.0, Exception())
         # On a store without users: 'admin', whose password (if made here) serve prints once.
         self.first_user_made, self.first_password = bootstrap(
             self.sessions, settings.token_file, first_password_file
@@ -118,16 +120,24 @@ class Manager:
         seen = self._verified.fresh(token)
         if seen is not None:
             return seen
+        if time.monotonic() < self._store_silent[0]:  # asked moments ago, in vain
+            return self._verified.recall(token, self._store_silent[1])
         check = self._token_checks.submit(self._check_token, token)
         try:
             p = check.result(timeout=TOKEN_CHECK_S)
         except DBAPIError as exc:  # the store is out of reach, not the token wrong
-            return self._verified.recall(token, exc)
+            return self._recall_silent(token, exc)
         except Unanswered:
             silent = TimeoutError(f"the store did not answer a token check in {TOKEN_CHECK_S:g} s")
-            return self._verified.recall(token, silent)
+            return self._recall_silent(token, silent)
         self._verified.keep(token, p)
         return p
+
+    def _recall_silent(self, token: str, cause: Exception) -> Principal:
+        """For the next few seconds, checks are not sent to a store that just failed one:
+        a burst of requests would queue behind the deadline, one after another."""
+        self._store_silent = (time.monotonic() + TOKEN_CHECK_S, cause)
+        return self._verified.recall(token, cause)
 
     def _check_token(self, token: str) -> Principal:
         with self._engine.connect() as c:

@@ -10,6 +10,7 @@ A second manager on a SQLite store is refused.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -20,12 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import fresh_database, wait_for
 from tests.functional.served import WHIMBREL, Served, active
 from tests.functional.test_lifecycle import lab_vm
 from whimbrel.lab.lab import Lab
+from whimbrel.manager import TOKEN_CHECK_S
 
 pytestmark = pytest.mark.lab
 LEASE_S = 5
@@ -216,7 +219,14 @@ def test_a_leader_cut_from_the_store_stops_leading_before_the_other_starts(
     t0 = time.monotonic()
     second = wait_for(lambda: _leads(b), timeout=6 * LEASE_S, period=0.1)
     took = time.monotonic() - t0
+    stuck = ThreadPoolExecutor(48)  # more reads than the API has workers, all on the store
+    for _ in range(48):
+        stuck.submit(_quietly, a, "/vms")
+    time.sleep(1)
+    asked = time.monotonic()
     cut_off = a.get("/replica")  # answered from memory: the store is out of reach
+    answered = time.monotonic() - asked
+    assert answered < TOKEN_CHECK_S + 2, answered  # a token check's deadline at most
     assert not cut_off["leader"] and not cut_off["holding"]
     ended, began = cut_off["terms"][-1], second["terms"][-1]
     assert ended["epoch"] == first["epoch"] and ended["ended"]
@@ -228,10 +238,18 @@ def test_a_leader_cut_from_the_store_stops_leading_before_the_other_starts(
     assert not a.get("/replica")["leader"]  # back as a follower: epochs never go back
     rows = {r["name"]: r["state"] for r in b.get("/managers")}
     assert sorted(rows.values()) == ["alive", "leader"], rows
+    stuck.shutdown(wait=True)
     print(
         f"\nstore cut: epoch {ended['epoch']} ended ({ended['ended']}) {gap:.2f} s before "
-        f"epoch {began['epoch']} began on the other replica, {took:.1f} s after the cut"
+        f"epoch {began['epoch']} began on the other replica, {took:.1f} s after the cut; "
+        f"/replica answered in {answered:.2f} s beside 48 reads stuck on the store"
     )
+
+
+def _quietly(s: Served, path: str) -> None:
+    """A read that waits on the store; how it ends does not matter here."""
+    with contextlib.suppress(httpx.HTTPError):
+        s.http.get(path)
 
 
 def test_a_second_manager_on_a_sqlite_store_is_refused(lab: Lab, tmp_path: Path) -> None:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
 from tests.conftest import Api
+from whimbrel.api.app import create_app
 
 
 def _vm(name: str, host: str) -> dict[str, object]:
@@ -64,3 +73,38 @@ def test_the_managers_list_shows_this_replica_leading(hosts: Api) -> None:
     assert me["leader"] and me["holding"] and me["epoch"] >= 1
     health = hosts.call("GET", "/health").json()
     assert health["leader"] is True and health["replica"] == me["name"]
+
+
+def test_the_replica_and_health_answer_with_every_api_worker_stuck_on_the_store(
+    hosts: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store frozen under a burst of reads holds every worker thread the API has: what
+    this replica knows of itself is answered from memory, in the event loop."""
+    m = hosts.manager
+    frozen = threading.Event()
+    sessions = m.sessions
+
+    def stuck(*args: Any, **kw: Any) -> Any:
+        frozen.wait(30)
+        return sessions(*args, **kw)
+
+    token = {"Authorization": f"Bearer {m.token}"}
+    # One event loop for every request, as under uvicorn (and so one pool of 40 workers).
+    with TestClient(create_app(m, start_runner=False), headers=token) as client:
+        monkeypatch.setattr(m, "sessions", stuck)
+        burst = ThreadPoolExecutor(60)
+        reads = [burst.submit(client.get, "/api/v1/vms") for _ in range(60)]
+        try:
+            time.sleep(1)
+            t0 = time.monotonic()
+            me = client.get("/api/v1/replica")
+            health = client.get("/api/v1/health")
+            answered = time.monotonic() - t0
+            assert not any(r.done() for r in reads)  # still stuck on the store
+        finally:
+            frozen.set()
+        assert all(r.result(timeout=60).status_code == 200 for r in reads)
+        burst.shutdown()
+    assert me.status_code == 200 and me.json()["leader"]
+    assert health.json()["replica"] == me.json()["name"]
+    assert answered < 2, answered

@@ -155,8 +155,8 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
         request.state().record.code = "E_INVALID_REQUEST"
         return JSONResponse(status_code=400, content={"error": err})
 
-    def reader() -> None:
-        """Any role, on the fleet or one cluster, reads."""
+    async def reader() -> None:
+        """Any role, on the fleet or one cluster, reads (in the event loop: no thread)."""
         p = request.principal()
         if not p.grants:
             require(p, Role.READ_ONLY, set(), "reading")
@@ -192,8 +192,9 @@ def create_app(manager: Manager, start_runner: bool = True) -> FastAPI:
         return FileResponse(path, media_type=MEDIA[path.suffix])
 
     @app.get("/api/v1/health")
-    def health() -> JSONResponse:
-        """The manager's own loops: a stale one makes the answer 503, not "ok"."""
+    async def health() -> JSONResponse:
+        """The manager's own loops: a stale one makes the answer 503, not "ok".  From
+        memory, in the event loop: it answers with every worker stuck on the store."""
         ages = {
             **manager.runner.health(),
             "monitor": round(time.time() - manager.monitor.last_pass, 1),

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 
 from whimbrel.access.audit import Record
 from whimbrel.access.policy import Principal
@@ -44,6 +44,9 @@ class RequestGuard:
     ) -> None:
         self.app, self.authenticate, self.audit, self.max_body = app, authenticate, audit, max_body
         self.fresh = fresh  # a token checked moments ago: no store read, no worker thread
+        # Token checks have threads of their own: with every API worker stuck on a frozen
+        # store, a check still runs (and ends at its deadline), so /replica answers.
+        self.checks = CapacityLimiter(16)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -82,7 +85,7 @@ class RequestGuard:
             who = self.fresh(token)
             if who is None:
                 try:
-                    who = await to_thread.run_sync(self.authenticate, token)
+                    who = await to_thread.run_sync(self.authenticate, token, limiter=self.checks)
                 except WhimbrelError as exc:
                     return exc
             state.principal, state.record.user = who, who.user

@@ -181,9 +181,10 @@ def add_routes(
         return list(read(replicas))
 
     @app.get("/api/v1/replica", dependencies=deps)
-    def this_replica() -> dict[str, Any]:
-        """This replica as it sees itself, without the store: it answers even when
-        the store does not, and tells whether it still leads and since when."""
+    async def this_replica() -> dict[str, Any]:
+        """This replica as it sees itself, without the store or a worker thread: it
+        answers even when the store does not, and tells whether it still leads and since
+        when."""
         return manager.membership.state()
 
 
